@@ -33,6 +33,8 @@ type Acknowledgement struct {
 	SourceEndpoint  string    `json:"sourceEndpoint,omitempty"` // responder's MESH mailbox
 	SenderODSCode   string    `json:"senderOdsCode,omitempty"`
 	Timestamp       time.Time `json:"timestamp"`
+	// Format the response was encoded in (mex-Content-Type of its MESH message).
+	Format Format `json:"format,omitempty"`
 }
 
 // MeshReport is a MESH error REPORT (mex-MessageType REPORT) in the same event model.

@@ -126,6 +126,16 @@ type Message struct {
 	FirstChunkAttempts int  `json:"firstChunkAttempts"` // recorded before each POST /outbox
 	AckOverdue         bool `json:"ackOverdue"`
 
+	// Send progress, so a resumed send (after a crash or a failed chunk)
+	// splits the payload exactly as the first attempt did.
+	ChunkSize  int64 `json:"chunkSize,omitempty"`  // uncompressed bytes per MESH chunk used for this message
+	ChunksSent int   `json:"chunksSent,omitempty"` // chunks MESH has accepted so far
+	// FirstChunkUnconfirmed is set before chunk 1 is POSTed and cleared once
+	// its outcome is known; still set with no MeshMessageID means MESH may
+	// hold a copy (crash or lost answer), so the next send is a reconcile.
+	FirstChunkUnconfirmed bool `json:"firstChunkUnconfirmed,omitempty"`
+	TrackPolls            int  `json:"trackPolls,omitempty"` // MESH tracking polls made after sending
+
 	CreatedAt   time.Time  `json:"createdAt"`
 	UpdatedAt   time.Time  `json:"updatedAt"`
 	SentAt      *time.Time `json:"sentAt,omitempty"`

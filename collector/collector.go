@@ -1,0 +1,431 @@
+// Package collector polls every sending mailbox's MESH inbox for ITK3
+// acknowledgements and MESH error REPORTs, correlates each one to the message
+// it answers, records the event, and only then acknowledges it in MESH.
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/meshgateway/gateway/itk"
+	"github.com/meshgateway/gateway/meshbridge"
+	"github.com/meshgateway/gateway/tracking"
+)
+
+// Inbox is the slice of the MESH client the collector needs (*meshbridge.Client).
+type Inbox interface {
+	MailboxID() string
+	Handshake(ctx context.Context) error
+	Inbox(ctx context.Context, opts meshbridge.InboxOptions) (*meshbridge.InboxPage, error)
+	Download(ctx context.Context, messageID string, w io.Writer) (*meshbridge.MessageMetadata, error)
+	Head(ctx context.Context, messageID string) (*meshbridge.MessageMetadata, error)
+	Acknowledge(ctx context.Context, messageID string) error
+}
+
+// Store is the slice of the tracking store the collector needs.
+type Store interface {
+	FindByMeshMessageID(ctx context.Context, meshID string) (*tracking.Message, error)
+	FindByITK(ctx context.Context, ref string) (*tracking.Message, error)
+	Transition(ctx context.Context, id string, from []tracking.State, to tracking.State, ev tracking.Event, mutate func(*tracking.Message)) (*tracking.Message, error)
+	AddEvent(ctx context.Context, id string, ev tracking.Event) error
+}
+
+// Observer receives poll outcomes for metrics (optional).
+type Observer interface {
+	InboxPolled(mailbox, outcome string, messages int)
+	AckLatency(kind string, d time.Duration)
+}
+
+// Config tunes the collector.
+type Config struct {
+	Consumer      string        // replica id, used as the lease owner
+	Interval      time.Duration // between polls when the inbox was not full (MESH: at most every 5 minutes)
+	PageSize      int           // max_results per listing (MESH default 500)
+	Concurrency   int           // messages processed in parallel per page
+	MaxAckBytes   int64         // a larger inbox message is dead-lettered unparsed
+	LeaseTTL      time.Duration // poll lease; renewed while polling
+	DeadLetterTTL time.Duration
+	Workflows     []string // inbox workflow filter; empty = both ack workflows
+	Now           func() time.Time
+	Logger        *slog.Logger
+	Observer      Observer
+}
+
+func (c *Config) defaults() {
+	if c.Interval <= 0 {
+		c.Interval = 5 * time.Minute
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = 500
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
+	}
+	if c.MaxAckBytes <= 0 {
+		c.MaxAckBytes = 4 << 20
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 2*c.Interval + time.Minute
+	}
+	if c.DeadLetterTTL <= 0 {
+		c.DeadLetterTTL = 30 * 24 * time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Consumer == "" {
+		c.Consumer = "collector"
+	}
+}
+
+// Collector polls a set of mailboxes.
+type Collector struct {
+	cfg     Config
+	rdb     redis.UniversalClient
+	store   Store
+	inboxes []Inbox
+	dead    *DeadLetters
+}
+
+// New builds a collector for the given mailboxes.
+func New(rdb redis.UniversalClient, store Store, inboxes []Inbox, cfg Config) *Collector {
+	cfg.defaults()
+	return &Collector{cfg: cfg, rdb: rdb, store: store, inboxes: inboxes, dead: NewDeadLetters(rdb, cfg.DeadLetterTTL)}
+}
+
+// DeadLetters gives operators the inbox messages that could not be correlated.
+func (c *Collector) DeadLetters() *DeadLetters { return c.dead }
+
+// Run polls every mailbox until ctx ends. Exactly one replica polls a given
+// mailbox at a time (Redis lease); the others wait for the lease.
+func (c *Collector) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, in := range c.inboxes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.runMailbox(ctx, in)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (c *Collector) runMailbox(ctx context.Context, in Inbox) {
+	log := c.cfg.Logger.With("mailbox", in.MailboxID())
+	lease := newLease(c.rdb, "{gw}:lease:inbox:"+in.MailboxID(), c.cfg.Consumer, c.cfg.LeaseTTL)
+	for {
+		held, err := lease.acquire(ctx)
+		if err != nil {
+			log.WarnContext(ctx, "inbox lease check failed", "error", err)
+		}
+		wait := c.cfg.Interval
+		if held {
+			c.handshakeDaily(ctx, in, log)
+			full, err := c.PollOnce(ctx, in)
+			if err != nil && ctx.Err() == nil {
+				log.WarnContext(ctx, "inbox poll failed", "error", err)
+			}
+			if full && err == nil {
+				wait = 0 // MESH: poll again at once while the page was full
+			}
+		}
+		select {
+		case <-ctx.Done():
+			lease.release(context.WithoutCancel(ctx))
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// handshakeDaily validates the mailbox once every 24 hours across replicas.
+func (c *Collector) handshakeDaily(ctx context.Context, in Inbox, log *slog.Logger) {
+	ok, err := c.rdb.SetNX(ctx, "{gw}:handshake:"+in.MailboxID(), c.cfg.Now().UTC().Format(time.RFC3339), 24*time.Hour).Result()
+	if err != nil || !ok {
+		return
+	}
+	if err := in.Handshake(ctx); err != nil {
+		log.WarnContext(ctx, "MESH handshake failed", "error", err)
+		c.rdb.Del(context.WithoutCancel(ctx), "{gw}:handshake:"+in.MailboxID())
+	}
+}
+
+// PollOnce lists the inbox once (one page per workflow filter) and processes
+// every message. It reports whether a page came back full.
+func (c *Collector) PollOnce(ctx context.Context, in Inbox) (full bool, err error) {
+	filters := c.cfg.Workflows
+	if len(filters) == 0 {
+		filters = []string{""} // reports carry the original workflow: list everything
+	}
+	for _, wf := range filters {
+		page, err := in.Inbox(ctx, meshbridge.InboxOptions{MaxResults: c.cfg.PageSize, WorkflowFilter: wf})
+		if err != nil {
+			c.observe(in.MailboxID(), "error", 0)
+			return false, fmt.Errorf("meshbridge.Inbox: %w", err)
+		}
+		c.observe(in.MailboxID(), "ok", len(page.Messages))
+		if len(page.Messages) >= c.cfg.PageSize {
+			full = true
+		}
+		if err := c.processAll(ctx, in, page.Messages); err != nil {
+			return full, err
+		}
+	}
+	return full, nil
+}
+
+func (c *Collector) observe(mailbox, outcome string, n int) {
+	if c.cfg.Observer != nil {
+		c.cfg.Observer.InboxPolled(mailbox, outcome, n)
+	}
+}
+
+func (c *Collector) processAll(ctx context.Context, in Inbox, ids []string) error {
+	sem := make(chan struct{}, c.cfg.Concurrency)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := c.Process(ctx, in, id); err != nil {
+				c.cfg.Logger.WarnContext(ctx, "inbox message not processed; it stays in MESH for the next poll",
+					"mailbox", in.MailboxID(), "mesh_message_id", id, "error", err)
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// Process downloads one inbox message, records what it means, and then
+// acknowledges it. A message is acknowledged only once its event (or its
+// dead-letter record) is durably stored.
+func (c *Collector) Process(ctx context.Context, in Inbox, meshID string) error {
+	var body bytes.Buffer
+	lw := &limitedWriter{w: &body, n: c.cfg.MaxAckBytes}
+	meta, err := in.Download(ctx, meshID, lw)
+	if err != nil && !errors.Is(err, errTooLarge) {
+		return fmt.Errorf("meshbridge.Download: %w", err)
+	}
+	if meta == nil && lw.overflow {
+		if meta, err = in.Head(ctx, meshID); err != nil {
+			return fmt.Errorf("meshbridge.Head: %w", err)
+		}
+	}
+	if meta == nil {
+		return fmt.Errorf("meshbridge.Download: no metadata for %s", meshID)
+	}
+	outcome, reason := c.record(ctx, meta, body.Bytes(), lw.overflow)
+	if outcome == outcomeRetry {
+		return fmt.Errorf("record %s: %s", meshID, reason)
+	}
+	if outcome == outcomeDeadLetter {
+		if err := c.dead.Put(ctx, in.MailboxID(), meta, body.Bytes(), reason, c.cfg.Now()); err != nil {
+			return fmt.Errorf("dead-letter %s: %w", meshID, err)
+		}
+		c.cfg.Logger.WarnContext(ctx, "inbox message dead-lettered", "mailbox", in.MailboxID(),
+			"mesh_message_id", meshID, "workflow", meta.WorkflowID, "reason", reason)
+	}
+	if err := in.Acknowledge(ctx, meshID); err != nil {
+		return fmt.Errorf("meshbridge.Acknowledge: %w", err)
+	}
+	return nil
+}
+
+type outcome int
+
+const (
+	outcomeRecorded outcome = iota
+	outcomeDeadLetter
+	outcomeRetry
+)
+
+// record turns one inbox message into an event on the message it answers.
+func (c *Collector) record(ctx context.Context, meta *meshbridge.MessageMetadata, body []byte, overflow bool) (outcome, string) {
+	if report, ok := itk.ParseMeshReport(meta.Raw); ok {
+		return c.recordReport(ctx, report)
+	}
+	if overflow {
+		return outcomeDeadLetter, "inbox message larger than the acknowledgement limit"
+	}
+	if !isAckWorkflow(meta.WorkflowID) {
+		return outcomeDeadLetter, "unexpected workflow " + meta.WorkflowID
+	}
+	ack, err := itk.ParseAck(body)
+	if err != nil {
+		return outcomeDeadLetter, "unparseable ITK3 response: " + err.Error()
+	}
+	ack.Timestamp = nonZero(ack.Timestamp, c.cfg.Now())
+	return c.recordAck(ctx, ack, meta.MessageID)
+}
+
+func isAckWorkflow(wf string) bool {
+	return strings.EqualFold(wf, itk.WorkflowSendDocumentAck) || strings.EqualFold(wf, itk.WorkflowV1ConsultReportAck)
+}
+
+func (c *Collector) recordReport(ctx context.Context, r *itk.MeshReport) (outcome, string) {
+	if r.LinkedMessageID == "" {
+		return outcomeDeadLetter, "REPORT without mex-LinkedMsgID"
+	}
+	msg, err := c.store.FindByMeshMessageID(ctx, r.LinkedMessageID)
+	if errors.Is(err, tracking.ErrNotFound) {
+		return outcomeDeadLetter, "REPORT for a message this gateway did not send"
+	}
+	if err != nil {
+		return outcomeRetry, err.Error()
+	}
+	ev := tracking.Event{Type: tracking.EventUndeliverable, State: tracking.StateUndeliverable, At: c.cfg.Now().UTC(),
+		Code: r.StatusCode, Display: r.Description, MeshMessageID: r.MessageID}
+	_, err = c.store.Transition(ctx, msg.ID, undeliverableFrom, tracking.StateUndeliverable, ev, func(m *tracking.Message) {
+		m.LastError = &tracking.MeshError{Event: r.StatusEvent, Code: r.StatusCode, Description: r.Description}
+	})
+	return c.settle(ctx, msg.ID, err, ev)
+}
+
+var (
+	undeliverableFrom = []tracking.State{tracking.StateAccepted, tracking.StateSending, tracking.StateSent, tracking.StateDelivered}
+	infAckFrom        = []tracking.State{tracking.StateSending, tracking.StateSent, tracking.StateDelivered}
+	busAckFrom        = []tracking.State{tracking.StateSending, tracking.StateSent, tracking.StateDelivered, tracking.StateInfAcked}
+)
+
+func (c *Collector) recordAck(ctx context.Context, ack *itk.Acknowledgement, ackMeshID string) (outcome, string) {
+	msg, err := c.correlate(ctx, ack)
+	if errors.Is(err, tracking.ErrNotFound) {
+		return outcomeDeadLetter, "ITK3 response for a message this gateway did not send"
+	}
+	if err != nil {
+		return outcomeRetry, err.Error()
+	}
+	recorded := &tracking.Ack{Code: ack.Code, Display: ack.Display, Positive: ack.Positive,
+		Diagnostics: strings.Join(ack.Diagnostics, "; "), ReceivedAt: ack.Timestamp.UTC(), MeshMessageID: ackMeshID}
+	ev := tracking.Event{At: c.cfg.Now().UTC(), Code: ack.Code, Display: ack.Display, Diagnostics: recorded.Diagnostics, MeshMessageID: ackMeshID}
+	var (
+		from []tracking.State
+		to   tracking.State
+		set  func(*tracking.Message)
+	)
+	if ack.Kind == itk.AckBusiness {
+		ev.Type, from = tracking.EventBusAck, busAckFrom
+		to = tracking.StateBusAcked
+		if !ack.Positive {
+			to = tracking.StateBusNacked
+		}
+		set = func(m *tracking.Message) { m.BusAck = recorded; m.AckOverdue = false }
+	} else {
+		ev.Type, from = tracking.EventInfAck, infAckFrom
+		to = tracking.StateInfAcked
+		if !ack.Positive {
+			to = tracking.StateInfNacked
+		}
+		set = func(m *tracking.Message) { m.InfAck = recorded; m.AckOverdue = false }
+	}
+	ev.State = to
+	if c.cfg.Observer != nil && msg.SentAt != nil {
+		c.cfg.Observer.AckLatency(string(ack.Kind), ack.Timestamp.Sub(*msg.SentAt))
+	}
+	_, err = c.store.Transition(ctx, msg.ID, from, to, ev, set)
+	return c.settle(ctx, msg.ID, err, ev)
+}
+
+// settle handles a transition that found the message in another state: an
+// ack arriving after a later one (e.g. infack after busack) is kept as history.
+func (c *Collector) settle(ctx context.Context, id string, err error, ev tracking.Event) (outcome, string) {
+	if err == nil {
+		return outcomeRecorded, ""
+	}
+	if errors.Is(err, tracking.ErrStateConflict) {
+		cur, gerr := c.currentState(ctx, id)
+		if gerr != nil {
+			return outcomeRetry, gerr.Error()
+		}
+		ev.State = cur
+		if aerr := c.store.AddEvent(ctx, id, ev); aerr != nil {
+			return outcomeRetry, aerr.Error()
+		}
+		return outcomeRecorded, ""
+	}
+	return outcomeRetry, err.Error()
+}
+
+func (c *Collector) currentState(ctx context.Context, id string) (tracking.State, error) {
+	type getter interface {
+		Get(ctx context.Context, id string) (*tracking.Message, error)
+	}
+	if g, ok := c.store.(getter); ok {
+		m, err := g.Get(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return m.State, nil
+	}
+	return "", nil
+}
+
+// correlate finds the sent message an ITK3 response answers: first by the
+// original MessageHeader id (response.identifier), then by SenderReference.
+func (c *Collector) correlate(ctx context.Context, ack *itk.Acknowledgement) (*tracking.Message, error) {
+	for _, ref := range []string{ack.RespondsTo, ack.SenderReference} {
+		if ref == "" || ref == "UNREADABLE-IN-ORIGINAL-MESSAGE" {
+			continue
+		}
+		m, err := c.store.FindByITK(ctx, ref)
+		if err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, tracking.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return nil, tracking.ErrNotFound
+}
+
+func nonZero(t, fallback time.Time) time.Time {
+	if t.IsZero() {
+		return fallback
+	}
+	return t
+}
+
+var errTooLarge = errors.New("inbox message exceeds the acknowledgement size limit")
+
+// limitedWriter keeps at most n bytes and then fails the download.
+type limitedWriter struct {
+	w        io.Writer
+	n        int64
+	overflow bool
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		l.overflow = true
+		return 0, errTooLarge
+	}
+	l.n -= int64(len(p))
+	return l.w.Write(p)
+}

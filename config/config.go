@@ -1,0 +1,152 @@
+// Package config loads the gateway's runtime configuration from environment
+// variables into a typed, validated struct. The variable names are a public
+// contract (README "Configuration").
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is every setting the gateway reads from the environment.
+type Config struct {
+	Port      int    `env:"PORT" envDefault:"8080"`
+	AdminPort int    `env:"ADMIN_PORT" envDefault:"9090"`
+	Host      string `env:"HOST" envDefault:""` // listen address; empty = all interfaces (127.0.0.1 in the embedded demo)
+
+	// Single-mailbox MESH shorthand (GATEWAY_CONFIG can configure several).
+	MeshURL             string `env:"MESH_URL"`
+	MeshMailboxID       string `env:"MESH_MAILBOX_ID"`
+	MeshMailboxPassword string `env:"MESH_MAILBOX_PASSWORD"`
+	MeshSharedKey       string `env:"MESH_SHARED_KEY"`
+	MeshClientCert      string `env:"MESH_CLIENT_CERT"`
+	MeshClientKey       string `env:"MESH_CLIENT_KEY"`
+	MeshCACert          string `env:"MESH_CA_CERT"`
+	MeshChunkSize       int64  `env:"MESH_CHUNK_SIZE" envDefault:"20971520"` // 20 MiB uncompressed, the NHS serverless default
+
+	RedisURL string `env:"REDIS_URL"`
+
+	GatewayConfig string `env:"GATEWAY_CONFIG"`   // path to the client/mailbox registry YAML
+	Audience      string `env:"GATEWAY_AUDIENCE"` // JWT aud; overrides the registry file's audience
+	PublicURL     string `env:"GATEWAY_PUBLIC_URL"`
+
+	MaxBodyBytes     int64 `env:"MAX_BODY_BYTES" envDefault:"104857600"` // 100 MB
+	RecommendedBytes int64 `env:"RECOMMENDED_DOCUMENT_BYTES" envDefault:"5242880"`
+
+	RetentionTTL time.Duration `env:"RETENTION" envDefault:"720h"` // 30 days
+
+	InboxPollInterval time.Duration `env:"INBOX_POLL_INTERVAL" envDefault:"5m"`
+	InfAckDeadline    time.Duration `env:"INF_ACK_DEADLINE" envDefault:"4h"`
+	BusAckDeadline    time.Duration `env:"BUS_ACK_DEADLINE" envDefault:"72h"`
+
+	LogFormat string `env:"LOG_FORMAT"` // json (default) | text (default in the embedded demo)
+	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
+
+	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+
+	DemoWebhookURL string `env:"DEMO_WEBHOOK_URL"` // embedded demo only: where the demo client's webhooks go
+}
+
+// Embedded reports whether the gateway should run its self-contained demo:
+// no Redis and no MESH configured.
+func (c *Config) Embedded() bool {
+	return c.RedisURL == "" && c.MeshURL == "" && c.GatewayConfig == ""
+}
+
+// Load reads the environment through getenv and validates the result.
+func Load(getenv func(string) string) (*Config, error) {
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{FuncMap: nil, Environment: environ(getenv)}); err != nil {
+		return nil, fmt.Errorf("env.Parse: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("PORT %d out of range", c.Port))
+	}
+	if c.AdminPort < 0 || c.AdminPort > 65535 {
+		errs = append(errs, fmt.Errorf("ADMIN_PORT %d out of range", c.AdminPort))
+	}
+	if c.MeshURL != "" {
+		u, err := url.Parse(c.MeshURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, errors.New("MESH_URL must be an http(s) URL"))
+		}
+		if c.GatewayConfig == "" && (c.MeshMailboxID == "" || c.MeshMailboxPassword == "" || c.MeshSharedKey == "") {
+			errs = append(errs, errors.New("MESH_URL needs MESH_MAILBOX_ID, MESH_MAILBOX_PASSWORD and MESH_SHARED_KEY (or a GATEWAY_CONFIG registry)"))
+		}
+	}
+	if (c.MeshClientCert == "") != (c.MeshClientKey == "") {
+		errs = append(errs, errors.New("MESH_CLIENT_CERT and MESH_CLIENT_KEY must be set together"))
+	}
+	if c.RedisURL == "" && (c.MeshURL != "" || c.GatewayConfig != "") {
+		errs = append(errs, errors.New("REDIS_URL is required outside the embedded demo (tracking must be durable)"))
+	}
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			errs = append(errs, errors.New("REDIS_URL must be a redis://, rediss:// or unix:// URL"))
+		}
+	}
+	if c.MeshChunkSize < 1<<20 {
+		errs = append(errs, errors.New("MESH_CHUNK_SIZE must be at least 1 MiB"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, errors.New("MAX_BODY_BYTES must be at least 1024"))
+	}
+	if c.RetentionTTL < time.Hour {
+		errs = append(errs, errors.New("RETENTION must be at least 1h"))
+	}
+	if c.InboxPollInterval < time.Second {
+		errs = append(errs, errors.New("INBOX_POLL_INTERVAL must be at least 1s"))
+	}
+	switch c.LogFormat {
+	case "", "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_FORMAT %q: want json or text", c.LogFormat))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// Names lists every environment variable the gateway reads (README table test).
+func Names() []string { return mustFields() }
+
+func mustFields() []string {
+	params, err := env.GetFieldParams(&Config{})
+	if err != nil {
+		panic(err) // static struct tags; a failure is a programming error caught by tests
+	}
+	out := make([]string, 0, len(params))
+	for _, p := range params {
+		out = append(out, p.Key)
+	}
+	return out
+}
+
+// environ turns getenv into the map caarlos0/env wants, for the names we read.
+func environ(getenv func(string) string) map[string]string {
+	m := map[string]string{}
+	for _, k := range mustFields() {
+		if v := getenv(k); v != "" {
+			m[k] = v
+		}
+	}
+	return m
+}

@@ -1,0 +1,355 @@
+package meshbridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// SendOptions are the headers of a message to send. To and WorkflowID are
+// required; every value is validated before anything goes on the wire.
+type SendOptions struct {
+	To          string // mex-To: mailbox id or demographic routing string
+	WorkflowID  string // mex-WorkflowID
+	Subject     string // mex-Subject (may hold patient data: never logged)
+	LocalID     string // mex-LocalID: the sender's reference, no PID
+	FileName    string // mex-FileName
+	ContentType string // mex-Content-Type (passed through to the recipient)
+	Checksum    string // mex-Content-Checksum
+	PartnerID   string // mex-PartnerID
+	Encrypted   bool   // mex-Content-Encrypted: Y (passthrough flag)
+	Compressed  bool   // mex-Content-Compressed: Y (passthrough flag, not transport gzip)
+	// ChunkSize overrides the client's chunk size (uncompressed bytes); 0 = client default.
+	ChunkSize int64
+	// OnMessageID is called once chunk 1 is accepted (202) and before chunk 2
+	// is sent, so the caller can persist the id; an error aborts the send.
+	OnMessageID func(ctx context.Context, messageID string) error
+}
+
+// SendResult is the outcome of a send.
+type SendResult struct {
+	MessageID string
+	Chunks    int // chunks in the message (on error: chunks accepted so far)
+}
+
+func (c *Client) chunkSizeFor(o *SendOptions) (int64, error) {
+	if o.ChunkSize < 0 {
+		return 0, &ValidationError{Field: "ChunkSize", Reason: "must not be negative"}
+	}
+	if o.ChunkSize > 0 {
+		return o.ChunkSize, nil
+	}
+	return c.chunkSize, nil
+}
+
+func chunkCount(size, chunkSize int64) int {
+	return int((size + chunkSize - 1) / chunkSize)
+}
+
+// chunkLen is the uncompressed length of chunk k (1-based).
+func chunkLen(k int, size, chunkSize int64) int64 {
+	return min(chunkSize, size-int64(k-1)*chunkSize)
+}
+
+// chunkBuffers are reused across the chunks of one send so that memory stays
+// at about one uncompressed plus one compressed chunk whatever the size.
+type chunkBuffers struct {
+	raw   []byte
+	zbuf  bytes.Buffer
+	gz    *gzip.Writer
+	level int
+}
+
+func (b *chunkBuffers) rawBuf(n int64) []byte {
+	if int64(cap(b.raw)) < n {
+		b.raw = make([]byte, n)
+	}
+	return b.raw[:n]
+}
+
+// gzipped compresses data as one independent gzip member into the reused buffer.
+func (b *chunkBuffers) gzipped(data []byte) ([]byte, error) {
+	b.zbuf.Reset()
+	b.zbuf.Grow(len(data) + len(data)/64 + 1024) // incompressible data grows slightly
+	if b.gz == nil {
+		gz, err := gzip.NewWriterLevel(&b.zbuf, b.level)
+		if err != nil {
+			return nil, fmt.Errorf("meshbridge: gzip: %w", err)
+		}
+		b.gz = gz
+	} else {
+		b.gz.Reset(&b.zbuf)
+	}
+	if _, err := b.gz.Write(data); err != nil {
+		return nil, fmt.Errorf("meshbridge: gzip: %w", err)
+	}
+	if err := b.gz.Close(); err != nil {
+		return nil, fmt.Errorf("meshbridge: gzip: %w", err)
+	}
+	return b.zbuf.Bytes(), nil
+}
+
+// writeProgress follows the first-chunk request through the transport to
+// tell "MESH cannot have it" (nothing written, or the write failed part way:
+// an incomplete request creates nothing) from "MESH may have it".
+type writeProgress struct {
+	state atomic.Int32 // 0 nothing written, 1 headers written, 2 request written, 3 write failed
+}
+
+func (p *writeProgress) trace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		WroteHeaders: func() { p.state.CompareAndSwap(0, 1) },
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err != nil {
+				p.state.Store(3)
+			} else {
+				p.state.Store(2)
+			}
+		},
+	}
+}
+
+// mayHaveArrived is true while the write was complete or still in flight.
+func (p *writeProgress) mayHaveArrived() bool {
+	s := p.state.Load()
+	return s == 1 || s == 2
+}
+
+// inMemoryLen returns the unread length of the in-memory readers the
+// transport recognises, or -1.
+func inMemoryLen(r io.Reader) int64 {
+	switch v := r.(type) {
+	case *bytes.Reader:
+		return int64(v.Len())
+	case *bytes.Buffer:
+		return int64(v.Len())
+	case *strings.Reader:
+		return int64(v.Len())
+	}
+	return -1
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// Send sends a message of exactly size bytes read from body, split into
+// chunks of the configured size (each gzipped independently when the client
+// compresses). Chunk 1 is never retried: on failure a *FirstChunkError says
+// whether MESH may have created the message. Later chunks are retried per
+// the RetryPolicy; their failure is a *ChunkError (resume with ContinueSend).
+func (c *Client) Send(ctx context.Context, opts SendOptions, body io.Reader, size int64) (SendResult, error) {
+	if size <= 0 {
+		return SendResult{}, &ValidationError{Field: "size", Reason: "must be positive (MESH rejects an empty message)"}
+	}
+	cs, err := c.chunkSizeFor(&opts)
+	if err != nil {
+		return SendResult{}, err
+	}
+	n := chunkCount(size, cs)
+	hdr, err := opts.firstChunkHeaders(n)
+	if err != nil {
+		return SendResult{}, err
+	}
+	hdr[hdrChunkRange] = []string{chunkRange(1, n)}
+	if c.compress {
+		hdr[hdrContentEncoding] = []string{encodingGzip}
+	}
+	bufs := &chunkBuffers{level: c.level}
+	id, err := c.sendFirst(ctx, hdr, body, chunkLen(1, size, cs), n == 1, bufs)
+	if err != nil {
+		return SendResult{}, err
+	}
+	if opts.OnMessageID != nil {
+		if err := opts.OnMessageID(ctx, id); err != nil {
+			return SendResult{MessageID: id, Chunks: 1}, fmt.Errorf("meshbridge: OnMessageID: %w", err)
+		}
+	}
+	done, err := c.sendRemaining(ctx, id, 2, n, cs, size, body, bufs)
+	return SendResult{MessageID: id, Chunks: done}, err
+}
+
+// ContinueSend resumes a chunked send after a crash: body must be positioned
+// at the start of chunk fromChunk (2..n) and size is the TOTAL message size.
+// The chunk size and the client's compression must match the original send.
+func (c *Client) ContinueSend(ctx context.Context, messageID string, fromChunk int, body io.Reader, size int64, opts SendOptions) (SendResult, error) {
+	if err := validatePathSegment("messageID", messageID); err != nil {
+		return SendResult{}, err
+	}
+	if size <= 0 {
+		return SendResult{}, &ValidationError{Field: "size", Reason: "must be positive"}
+	}
+	cs, err := c.chunkSizeFor(&opts)
+	if err != nil {
+		return SendResult{}, err
+	}
+	n := chunkCount(size, cs)
+	if fromChunk < 2 || fromChunk > n {
+		return SendResult{MessageID: messageID}, &ValidationError{Field: "fromChunk",
+			Reason: "must be between 2 and the chunk count " + strconv.Itoa(n)}
+	}
+	bufs := &chunkBuffers{level: c.level}
+	done, err := c.sendRemaining(ctx, messageID, fromChunk, n, cs, size, body, bufs)
+	return SendResult{MessageID: messageID, Chunks: done}, err
+}
+
+// SendChunk sends chunk number chunk (2..total) of an existing message, with
+// retries. data is the uncompressed chunk; compress must match chunk 1.
+func (c *Client) SendChunk(ctx context.Context, messageID string, chunk, total int, data []byte, compress bool) error {
+	if err := validatePathSegment("messageID", messageID); err != nil {
+		return err
+	}
+	if chunk < 2 || chunk > total {
+		return &ValidationError{Field: hdrChunkRange, Reason: "chunk must be between 2 and total (chunk 1 is sent by Send)"}
+	}
+	if len(data) == 0 {
+		return &ValidationError{Field: "data", Reason: "must not be empty"}
+	}
+	bufs := &chunkBuffers{level: c.level}
+	return c.sendChunk(ctx, messageID, chunk, total, data, compress, bufs)
+}
+
+func (c *Client) sendRemaining(ctx context.Context, id string, from, n int, cs, size int64, body io.Reader, bufs *chunkBuffers) (int, error) {
+	for k := from; k <= n; k++ {
+		data := bufs.rawBuf(chunkLen(k, size, cs))
+		if _, err := io.ReadFull(body, data); err != nil {
+			return k - 1, &ChunkError{MessageID: id, Chunk: k, Total: n, Err: fmt.Errorf("read message body: %w", err)}
+		}
+		if err := c.sendChunk(ctx, id, k, n, data, c.compress, bufs); err != nil {
+			return k - 1, err
+		}
+	}
+	return n, nil
+}
+
+func (c *Client) sendChunk(ctx context.Context, id string, k, n int, data []byte, compress bool, bufs *chunkBuffers) error {
+	payload := data
+	hdr := http.Header{
+		hdrContentType: {octetStream},
+		hdrChunkRange:  {chunkRange(k, n)},
+	}
+	if compress {
+		var err error
+		if payload, err = bufs.gzipped(data); err != nil {
+			return &ChunkError{MessageID: id, Chunk: k, Total: n, Err: err}
+		}
+		hdr[hdrContentEncoding] = []string{encodingGzip}
+	}
+	resp, err := c.do(ctx, request{
+		op:     "send chunk",
+		method: http.MethodPost,
+		url:    c.mbxPath + "/outbox/" + url.PathEscape(id) + "/" + strconv.Itoa(k),
+		header: hdr,
+		body:   payload,
+	})
+	if err != nil {
+		return &ChunkError{MessageID: id, Chunk: k, Total: n, Err: err}
+	}
+	drainClose(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return &ChunkError{MessageID: id, Chunk: k, Total: n, Err: newError(resp.StatusCode, resp.Header, nil)}
+	}
+	return nil
+}
+
+type sendWire struct {
+	MessageID   string `json:"message_id"`
+	MessageIDv1 string `json:"messageID"`
+}
+
+// sendFirst POSTs chunk 1 exactly once. Uncompressed data streams straight
+// from body; compressed data is gzipped into the reused buffer first.
+func (c *Client) sendFirst(ctx context.Context, hdr http.Header, body io.Reader, length int64, single bool, bufs *chunkBuffers) (string, error) {
+	var payload io.Reader
+	switch {
+	case c.compress:
+		data := bufs.rawBuf(length)
+		if _, err := io.ReadFull(body, data); err != nil {
+			return "", &FirstChunkError{Err: fmt.Errorf("meshbridge: read message body: %w", err)}
+		}
+		z, err := bufs.gzipped(data)
+		if err != nil {
+			return "", &FirstChunkError{Err: err}
+		}
+		payload, length = bytes.NewReader(z), int64(len(z))
+	case single && inMemoryLen(body) == length:
+		// The transport writes known in-memory bodies together with the
+		// headers in one buffered write.
+		payload = body
+	default:
+		payload = io.LimitReader(body, length)
+	}
+	var progress writeProgress
+	actx, cancel := context.WithTimeout(httptrace.WithClientTrace(ctx, progress.trace()), c.timeout)
+	defer cancel()
+	req, err := c.newOwnedRequest(actx, http.MethodPost, c.mbxPath+"/outbox", hdr, payload, length)
+	if err != nil {
+		return "", &FirstChunkError{Err: err}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// Unless the whole request may have gone out, MESH cannot have
+		// created a message (refused connection, TLS failure, body cut short).
+		return "", &FirstChunkError{Err: fmt.Errorf("meshbridge: send: %w", err), Uncertain: progress.mayHaveArrived()}
+	}
+	defer drainClose(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		merr := newError(resp.StatusCode, resp.Header, readErrorBody(resp))
+		// A gateway timeout or bad gateway comes from a proxy in front of MESH,
+		// which may have created the message after all.
+		uncertain := resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout
+		return "", &FirstChunkError{Err: merr, Uncertain: uncertain}
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return "", &FirstChunkError{Err: fmt.Errorf("meshbridge: send: read response: %w", err), Uncertain: true}
+	}
+	var w sendWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return "", &FirstChunkError{Err: fmt.Errorf("meshbridge: send: decode response: %w", err), Uncertain: true}
+	}
+	id := w.MessageID
+	if id == "" {
+		id = w.MessageIDv1
+	}
+	if id == "" {
+		return "", &FirstChunkError{Err: errors.New("meshbridge: send: accepted without a message_id"), Uncertain: true}
+	}
+	if err := validatePathSegment("message_id", id); err != nil {
+		return "", &FirstChunkError{Err: fmt.Errorf("meshbridge: send: unusable message_id: %w", err), Uncertain: true}
+	}
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		c.log.LogAttrs(ctx, slog.LevelDebug, "mesh message created", slog.String("message_id", id))
+	}
+	return id, nil
+}
+
+// newOwnedRequest is newHTTPRequest for a header map used by one request
+// only: static headers and the token are added into it instead of copying.
+func (c *Client) newOwnedRequest(ctx context.Context, method, target string, h http.Header, body io.Reader, length int64) (*http.Request, error) {
+	if body == nil || length == 0 {
+		body = http.NoBody
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return nil, fmt.Errorf("meshbridge: build request: %w", err)
+	}
+	req.ContentLength = length
+	req.GetBody = nil
+	for k, v := range c.static {
+		h[k] = v
+	}
+	h[hdrAuthorization] = []string{c.authorization()}
+	req.Header = h
+	return req, nil
+}

@@ -1,0 +1,339 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/meshgateway/gateway/meshbridge"
+	"github.com/meshgateway/gateway/tracking"
+)
+
+// Error codes recorded in LastError for failures MESH did not name.
+const (
+	CodeNoMailbox    = "GW_NO_MAILBOX"   // no MESH client configured for the sending mailbox
+	CodeInvalid      = "GW_INVALID"      // the message cannot be sent as stored (header validation)
+	CodePayloadGone  = "GW_PAYLOAD_GONE" // the stored document expired before it could be sent
+	CodeGaveUp       = "GW_MAX_ATTEMPTS" // transient failures exhausted MaxAttempts
+	CodeTransportErr = "GW_TRANSPORT"    // network or timeout talking to MESH
+)
+
+// process drives one message as far as it can go now. done means the stream
+// entry can be acked; a non-zero retryAt moves it to the delayed set; neither
+// leaves it pending (shutdown or a Redis failure) to be taken up again.
+func (w *Worker) process(ctx context.Context, id string) (done bool, retryAt time.Time) {
+	rec, err := w.store.Get(ctx, id)
+	if errors.Is(err, tracking.ErrNotFound) {
+		w.log.Warn("outbox entry for an unknown message (expired?)", slog.String("message_id", id))
+		return true, time.Time{}
+	}
+	if err != nil {
+		w.log.Warn("outbox load failed", slog.String("message_id", id), slog.String("error", err.Error()))
+		return false, time.Time{}
+	}
+	switch rec.State {
+	case tracking.StateAccepted, tracking.StateSending:
+	case tracking.StateSent:
+		// A crash between the sent transition and scheduling the first poll.
+		w.scheduleTrack(ctx, rec.ID, rec.TrackPolls, true)
+		return true, time.Time{}
+	default:
+		return true, time.Time{}
+	}
+	sender, ok := w.senders.ForMailbox(rec.Mailbox)
+	if !ok {
+		w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed,
+			&tracking.MeshError{Code: CodeNoMailbox, Description: "no MESH client for the sending mailbox"})
+		return true, time.Time{}
+	}
+	slot := w.mailboxSlot(rec.Mailbox)
+	select {
+	case slot <- struct{}{}:
+	case <-ctx.Done():
+		return false, time.Time{}
+	}
+	defer func() { <-slot }()
+
+	if rec.MeshMessageID != "" {
+		return w.resume(ctx, rec, sender)
+	}
+	return w.sendFirst(ctx, rec, sender)
+}
+
+func (w *Worker) sendOptions(rec *tracking.Message) meshbridge.SendOptions {
+	return meshbridge.SendOptions{
+		To: rec.To, WorkflowID: rec.WorkflowID, Subject: rec.Subject, LocalID: rec.LocalID,
+		FileName: rec.FileName, ContentType: rec.ContentType, ChunkSize: rec.ChunkSize,
+	}
+}
+
+// sendFirst records the attempt durably, then POSTs the message from chunk 1.
+// An earlier attempt with no MESH id (crash, or an answer that never came) is
+// a reconcile: the bytes are identical, so the Bundle identifier is too and
+// the practice's system can spot a duplicate (ITK3 20007).
+func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender MeshSender) (bool, time.Time) {
+	evType := tracking.EventSendAttempt
+	if rec.FirstChunkUnconfirmed {
+		evType = tracking.EventResent
+	}
+	rec, err := w.store.Transition(ctx, rec.ID, []tracking.State{tracking.StateAccepted, tracking.StateSending},
+		tracking.StateSending, tracking.Event{Type: evType, Attempt: rec.Attempts + 1}, func(m *tracking.Message) {
+			m.Attempts++
+			m.FirstChunkAttempts++
+			m.FirstChunkUnconfirmed = true
+			m.ChunkSize = w.cfg.ChunkSize
+			m.ChunksSent = 0
+		})
+	if errors.Is(err, tracking.ErrStateConflict) || errors.Is(err, tracking.ErrNotFound) {
+		return true, time.Time{}
+	}
+	if err != nil {
+		w.log.Warn("outbox record attempt failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
+		return false, time.Time{}
+	}
+	w.log.Info("sending to MESH", slog.String("message_id", rec.ID), slog.String("mailbox", rec.Mailbox),
+		slog.Int("attempt", rec.Attempts), slog.Bool("reconcile", evType == tracking.EventResent))
+	body, err := w.store.OpenPayload(ctx, rec.ID, 0)
+	if err != nil {
+		return w.payloadError(ctx, rec, err)
+	}
+	defer body.Close()
+	opts := w.sendOptions(rec)
+	opts.OnMessageID = func(ctx context.Context, meshID string) error {
+		// Durable before chunk 2: a crash from here on resumes, not resends.
+		_, err := w.store.Update(ctx, rec.ID, func(m *tracking.Message) error {
+			m.MeshMessageID, m.ChunksSent, m.FirstChunkUnconfirmed = meshID, 1, false
+			return nil
+		})
+		return err
+	}
+	res, err := sender.Send(ctx, opts, body, rec.PayloadSize)
+	return w.outcome(ctx, rec, res, err)
+}
+
+// resume finishes a message MESH already knows (crash or failure after
+// chunk 1): ask tracking whether the upload completed, else continue from
+// the first chunk MESH has not accepted.
+func (w *Worker) resume(ctx context.Context, rec *tracking.Message, sender MeshSender) (bool, time.Time) {
+	cs := rec.ChunkSize
+	if cs <= 0 {
+		cs = w.cfg.ChunkSize
+	}
+	total := int((rec.PayloadSize + cs - 1) / cs)
+	sent := max(rec.ChunksSent, 1) // the MESH id came with chunk 1's 202
+	if sent >= total {
+		return w.markSent(ctx, rec, rec.MeshMessageID)
+	}
+	if t, err := sender.Track(ctx, rec.MeshMessageID); err == nil {
+		switch t.Status {
+		case meshbridge.TrackingAccepted, meshbridge.TrackingAcknowledged:
+			return w.markSent(ctx, rec, rec.MeshMessageID)
+		case meshbridge.TrackingError, meshbridge.TrackingUndeliverable:
+			w.fail(ctx, rec, tracking.StateUndeliverable, tracking.EventUndeliverable, &tracking.MeshError{
+				Event: t.StatusEvent, Code: t.StatusCode, Description: t.StatusDescription})
+			return true, time.Time{}
+		}
+	}
+	rec, err := w.store.Update(ctx, rec.ID, func(m *tracking.Message) error {
+		m.Attempts++
+		m.ChunkSize = cs
+		return nil
+	})
+	if err != nil {
+		w.log.Warn("outbox record attempt failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
+		return false, time.Time{}
+	}
+	from := sent + 1
+	w.log.Info("resuming MESH upload", slog.String("message_id", rec.ID), slog.String("mesh_message_id", rec.MeshMessageID),
+		slog.Int("from_chunk", from), slog.Int("chunks", total), slog.Int("attempt", rec.Attempts))
+	body, err := w.store.OpenPayload(ctx, rec.ID, int64(from-1)*cs)
+	if err != nil {
+		return w.payloadError(ctx, rec, err)
+	}
+	defer body.Close()
+	opts := w.sendOptions(rec)
+	opts.ChunkSize = cs
+	res, err := sender.ContinueSend(ctx, rec.MeshMessageID, from, body, rec.PayloadSize, opts)
+	if err == nil {
+		res.MessageID = rec.MeshMessageID
+	}
+	return w.outcome(ctx, rec, res, err)
+}
+
+func (w *Worker) payloadError(ctx context.Context, rec *tracking.Message, err error) (bool, time.Time) {
+	if errors.Is(err, tracking.ErrPayloadGone) {
+		w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed,
+			&tracking.MeshError{Code: CodePayloadGone, Description: "stored document expired before sending"})
+		return true, time.Time{}
+	}
+	w.log.Warn("outbox open payload failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
+	return false, time.Time{}
+}
+
+// outcome classifies the result of a send.
+func (w *Worker) outcome(ctx context.Context, rec *tracking.Message, res meshbridge.SendResult, err error) (bool, time.Time) {
+	if err == nil {
+		return w.markSent(ctx, rec, res.MessageID)
+	}
+	if ctx.Err() != nil {
+		// Shutting down mid-send: the attempt is on record, the entry stays
+		// pending and the next owner resumes or reconciles.
+		w.log.Info("send abandoned at shutdown", slog.String("message_id", rec.ID))
+		return false, time.Time{}
+	}
+	var chunkErr *meshbridge.ChunkError
+	if errors.As(err, &chunkErr) && res.Chunks > 0 {
+		if _, uerr := w.store.Update(ctx, rec.ID, func(m *tracking.Message) error {
+			if m.MeshMessageID == "" {
+				m.MeshMessageID = chunkErr.MessageID
+			}
+			m.ChunksSent = max(m.ChunksSent, res.Chunks)
+			return nil
+		}); uerr != nil {
+			w.log.Warn("outbox record progress failed", slog.String("message_id", rec.ID), slog.String("error", uerr.Error()))
+		}
+	}
+	var valErr *meshbridge.ValidationError
+	if errors.As(err, &valErr) {
+		w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed,
+			&tracking.MeshError{Code: CodeInvalid, Description: valErr.Error()})
+		return true, time.Time{}
+	}
+	var firstErr *meshbridge.FirstChunkError
+	isFirst := errors.As(err, &firstErr)
+	uncertain := isFirst && firstErr.Uncertain
+	meshErr, isMesh := meshbridge.AsError(err)
+	if isMesh && !uncertain && permanent(meshErr.HTTPStatus) {
+		lvl := slog.LevelWarn
+		if meshErr.HTTPStatus == http.StatusForbidden || meshErr.HTTPStatus == http.StatusUnauthorized {
+			// Authentication is an operations problem, not the message's.
+			lvl = slog.LevelError
+		}
+		w.log.Log(ctx, lvl, "MESH rejected the message", slog.String("message_id", rec.ID),
+			slog.Int("http_status", meshErr.HTTPStatus), slog.String("mesh_event", meshErr.Event),
+			slog.String("mesh_code", meshErr.Code))
+		w.fail(ctx, rec, tracking.StateRejected, tracking.EventRejected, &tracking.MeshError{
+			Event: meshErr.Event, Code: meshErr.Code, Description: meshErr.Description, HTTPStatus: meshErr.HTTPStatus})
+		return true, time.Time{}
+	}
+	return w.retryLater(ctx, rec, err, meshErr, isFirst && !uncertain)
+}
+
+// permanent reports whether an HTTP status means the same request will
+// never succeed (417 with a MESH code, 400, 403, ...).
+func permanent(status int) bool {
+	return status >= 400 && status < 500 && !meshbridge.IsRetryableStatus(status) &&
+		status != http.StatusRequestTimeout && status != http.StatusLocked
+}
+
+// retryLater records a transient failure and schedules the next attempt, or
+// fails the message once MaxAttempts is reached.
+// refused says MESH certainly created no message, so the next attempt is a
+// plain send rather than a reconcile.
+func (w *Worker) retryLater(ctx context.Context, rec *tracking.Message, err error, meshErr *meshbridge.Error, refused bool) (bool, time.Time) {
+	last := &tracking.MeshError{Code: CodeTransportErr, Description: safeDescription(err)}
+	var retryAfter time.Duration
+	if meshErr != nil {
+		last = &tracking.MeshError{Event: meshErr.Event, Code: meshErr.Code, Description: meshErr.Description,
+			HTTPStatus: meshErr.HTTPStatus}
+		retryAfter = meshErr.RetryAfter
+	}
+	attrs := []any{slog.String("message_id", rec.ID), slog.String("mesh_message_id", rec.MeshMessageID),
+		slog.Int("attempt", rec.Attempts), slog.Int("http_status", last.HTTPStatus), slog.String("mesh_code", last.Code),
+		slog.String("error", safeDescription(err))}
+	if rec.Attempts >= w.cfg.MaxAttempts {
+		w.log.Error("giving up on MESH send", attrs...)
+		gaveUp := *last
+		gaveUp.Code, gaveUp.Description = CodeGaveUp, "gave up after "+itoa(rec.Attempts)+" attempts: "+last.Description
+		w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed, &gaveUp)
+		return true, time.Time{}
+	}
+	delay := max(w.backoff(rec.Attempts), retryAfter)
+	at := w.cfg.Now().Add(delay)
+	w.log.Warn("MESH send failed, will retry", append(attrs, slog.Duration("retry_in", delay))...)
+	if _, err := w.store.Update(ctx, rec.ID, func(m *tracking.Message) error {
+		m.LastError = last
+		if refused {
+			m.FirstChunkUnconfirmed = false
+		}
+		return nil
+	}); err != nil {
+		return false, time.Time{}
+	}
+	if err := w.store.AddEvent(ctx, rec.ID, tracking.Event{Type: tracking.EventSendRetry, Code: last.Code,
+		Display: last.Description, Attempt: rec.Attempts}); err != nil {
+		return false, time.Time{}
+	}
+	return false, at
+}
+
+// safeDescription bounds an error text for the record and logs. meshbridge
+// errors never carry request data, so their text is safe to keep.
+func safeDescription(err error) string {
+	s := err.Error()
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+// markSent records a completed send and schedules the first tracking poll.
+func (w *Worker) markSent(ctx context.Context, rec *tracking.Message, meshID string) (bool, time.Time) {
+	now := w.cfg.Now().UTC()
+	out, err := w.store.Transition(ctx, rec.ID, []tracking.State{tracking.StateSending}, tracking.StateSent,
+		tracking.Event{Type: tracking.EventSent, MeshMessageID: meshID}, func(m *tracking.Message) {
+			m.MeshMessageID = meshID
+			m.SentAt = &now
+			m.FirstChunkUnconfirmed = false
+			m.LastError = nil
+			if m.ChunkSize > 0 {
+				m.ChunksSent = int((m.PayloadSize + m.ChunkSize - 1) / m.ChunkSize)
+			}
+		})
+	if errors.Is(err, tracking.ErrStateConflict) || errors.Is(err, tracking.ErrNotFound) {
+		return true, time.Time{}
+	}
+	if err != nil {
+		w.log.Warn("outbox record sent failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
+		return false, time.Time{}
+	}
+	w.log.Info("sent to MESH", slog.String("message_id", out.ID), slog.String("mesh_message_id", meshID),
+		slog.Int("attempt", out.Attempts))
+	w.scheduleTrack(ctx, out.ID, 0, true)
+	return true, time.Time{}
+}
+
+// fail moves the message to a failed state with the reason on record.
+func (w *Worker) fail(ctx context.Context, rec *tracking.Message, to tracking.State, ev tracking.EventType, last *tracking.MeshError) {
+	_, err := w.store.Transition(ctx, rec.ID, []tracking.State{tracking.StateAccepted, tracking.StateSending, tracking.StateSent},
+		to, tracking.Event{Type: ev, Code: last.Code, Display: last.Description, Attempt: rec.Attempts},
+		func(m *tracking.Message) { m.LastError = last })
+	if err != nil && !errors.Is(err, tracking.ErrStateConflict) {
+		w.log.Warn("outbox record failure failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
+		return
+	}
+	w.log.Info("message failed", slog.String("message_id", rec.ID), slog.String("state", string(to)),
+		slog.String("mesh_code", last.Code))
+}
+
+// scheduleTrack schedules tracking poll number poll (0-based). onlyIfAbsent
+// keeps an existing schedule.
+func (w *Worker) scheduleTrack(ctx context.Context, id string, poll int, onlyIfAbsent bool) {
+	if poll >= len(w.cfg.TrackSchedule) {
+		return
+	}
+	z := redis.Z{Score: float64(w.cfg.Now().Add(w.cfg.TrackSchedule[poll]).UnixMilli()), Member: id}
+	var err error
+	if onlyIfAbsent {
+		err = w.rdb.ZAddNX(context.WithoutCancel(ctx), tracking.TrackDue, z).Err()
+	} else {
+		err = w.rdb.ZAdd(context.WithoutCancel(ctx), tracking.TrackDue, z).Err()
+	}
+	if err != nil {
+		w.log.Warn("tracking poll scheduling failed", slog.String("message_id", id), slog.String("error", err.Error()))
+	}
+}

@@ -1,0 +1,375 @@
+// Package outbox sends accepted messages to MESH. Work arrives on the Redis
+// stream {gw}:outbox (written by tracking.Store.Accept); delivery is
+// at-least-once, so every step is idempotent per gateway message id and the
+// tracking record says how far a message got.
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/meshgateway/gateway/meshbridge"
+	"github.com/meshgateway/gateway/tracking"
+)
+
+// Group is the consumer group of the outbox stream.
+const Group = "senders"
+
+// MeshSender is the part of *meshbridge.Client the worker uses.
+type MeshSender interface {
+	Send(ctx context.Context, opts meshbridge.SendOptions, body io.Reader, size int64) (meshbridge.SendResult, error)
+	ContinueSend(ctx context.Context, messageID string, fromChunk int, body io.Reader, size int64, opts meshbridge.SendOptions) (meshbridge.SendResult, error)
+	Track(ctx context.Context, messageID string) (*meshbridge.Tracking, error)
+}
+
+// Senders finds the MESH client of a sending mailbox.
+type Senders interface {
+	ForMailbox(mailboxID string) (MeshSender, bool)
+}
+
+// Config tunes a Worker. Zero values take the defaults noted.
+type Config struct {
+	Consumer    string        // replica id, unique per running replica; default a random id
+	Concurrency int           // messages handled at once by this replica; default 4
+	PerMailbox  int           // concurrent sends per MESH mailbox per replica; default 2
+	ClaimIdle   time.Duration // a pending entry idle this long belongs to a dead replica; default 2m
+	Backoff     []time.Duration
+	MaxAttempts int // send attempts before the message is failed; default 10
+	// TrackSchedule holds the gaps between MESH tracking polls after a send.
+	// MESH asks senders not to poll tracking often; the default thins out
+	// from 2 minutes to daily and stops after about 5 days (when MESH itself
+	// reports an uncollected message, code 14).
+	TrackSchedule []time.Duration
+	ChunkSize     int64         // uncompressed bytes per MESH chunk; default 20 MiB (the NHS client default)
+	PollInterval  time.Duration // how often due retries, tracking polls and idle entries are looked for; default 1s
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// DefaultBackoff is the retry schedule for transient MESH failures; the
+// last step repeats. Jitter of ±20% is applied.
+var DefaultBackoff = []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute,
+	10 * time.Minute, 30 * time.Minute, time.Hour}
+
+// DefaultTrackSchedule is the gap before each MESH tracking poll.
+var DefaultTrackSchedule = []time.Duration{2 * time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour, 12 * time.Hour, 24 * time.Hour, 24 * time.Hour,
+	24 * time.Hour, 24 * time.Hour}
+
+func (c Config) withDefaults() Config {
+	if c.Consumer == "" {
+		c.Consumer = "gw-" + uuid.NewString()
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
+	}
+	if c.PerMailbox <= 0 {
+		c.PerMailbox = 2
+	}
+	if c.ClaimIdle <= 0 {
+		c.ClaimIdle = 2 * time.Minute
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = DefaultBackoff
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if len(c.TrackSchedule) == 0 {
+		c.TrackSchedule = DefaultTrackSchedule
+	}
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = 20 << 20
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Worker consumes the outbox stream and polls MESH tracking.
+type Worker struct {
+	store   *tracking.Store
+	rdb     redis.UniversalClient
+	senders Senders
+	cfg     Config
+	log     *slog.Logger
+
+	moveDue    *redis.Script // delayed retry → stream, claimed by ZREM
+	leaseTrack *redis.Script // lease a due tracking poll
+	refresh    *redis.Script // extend a message lock we own
+	unlock     *redis.Script // release a message lock we own
+
+	mu        sync.Mutex
+	mailboxes map[string]chan struct{}
+}
+
+// NewWorker builds a Worker; Run starts it.
+func NewWorker(store *tracking.Store, rdb redis.UniversalClient, senders Senders, cfg Config) *Worker {
+	cfg = cfg.withDefaults()
+	return &Worker{
+		store: store, rdb: rdb, senders: senders, cfg: cfg,
+		log: cfg.Logger.With(slog.String("component", "outbox"), slog.String("consumer", cfg.Consumer)),
+		moveDue: redis.NewScript(`if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('XADD', KEYS[2], '*', 'messageId', ARGV[1], 'retry', '1')
+  return 1
+end
+return 0`),
+		leaseTrack: redis.NewScript(`local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) <= tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0`),
+		refresh: redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`),
+		unlock: redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`),
+		mailboxes: make(map[string]chan struct{}),
+	}
+}
+
+func lockKey(id string) string { return "{gw}:lock:" + id }
+
+// Run works until ctx is done. A send in progress when ctx ends is
+// abandoned; its stream entry stays pending and is taken up again (by this
+// consumer on restart, or by another replica after ClaimIdle).
+func (w *Worker) Run(ctx context.Context) error {
+	err := w.rdb.XGroupCreateMkStream(ctx, tracking.OutboxStream, Group, "0").Err()
+	if err != nil && !isBusyGroup(err) {
+		return fmt.Errorf("outbox: create consumer group: %w", err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { w.scheduleLoop(ctx) })
+	w.dispatch(ctx, &wg)
+	wg.Wait()
+	return nil
+}
+
+func isBusyGroup(err error) bool {
+	return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP"
+}
+
+// dispatch hands stream entries to at most Concurrency handlers. An entry
+// is read only when a handler is free, so nothing waits unclaimed in memory.
+func (w *Worker) dispatch(ctx context.Context, wg *sync.WaitGroup) {
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	src := &entrySource{w: w, pendingFrom: "0", claimFrom: "0-0"}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case slots <- struct{}{}:
+		}
+		msg, err := src.next(ctx)
+		if err != nil || msg == nil {
+			<-slots
+			if err != nil && ctx.Err() == nil {
+				w.log.Warn("outbox read failed", slog.String("error", err.Error()))
+				sleepCtx(ctx, w.cfg.PollInterval)
+			}
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			w.handle(ctx, *msg)
+		})
+	}
+}
+
+// entrySource yields, in order: this consumer's own pending entries (left by
+// a previous run), entries idle past ClaimIdle in other consumers, and new ones.
+type entrySource struct {
+	w           *Worker
+	pendingFrom string // "" once own pending entries are exhausted
+	claimFrom   string
+	lastClaim   time.Time
+}
+
+func (s *entrySource) next(ctx context.Context) (*redis.XMessage, error) {
+	w := s.w
+	if s.pendingFrom != "" {
+		msg, err := w.read(ctx, s.pendingFrom, -1)
+		if err != nil {
+			return nil, err
+		}
+		if msg != nil {
+			s.pendingFrom = msg.ID
+			return msg, nil
+		}
+		s.pendingFrom = ""
+	}
+	if time.Since(s.lastClaim) >= w.cfg.PollInterval {
+		msgs, start, err := w.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: tracking.OutboxStream, Group: Group, Consumer: w.cfg.Consumer,
+			MinIdle: w.cfg.ClaimIdle, Start: s.claimFrom, Count: 1,
+		}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("outbox: XAUTOCLAIM: %w", err)
+		}
+		s.claimFrom = start
+		if start == "0-0" || start == "" {
+			s.claimFrom, s.lastClaim = "0-0", time.Now()
+		}
+		if len(msgs) > 0 {
+			w.log.Info("outbox entry reclaimed from an idle consumer", slog.String("entry", msgs[0].ID))
+			return &msgs[0], nil
+		}
+	}
+	return w.read(ctx, ">", w.cfg.PollInterval)
+}
+
+// read does one XREADGROUP of at most one entry; block < 0 means no BLOCK.
+func (w *Worker) read(ctx context.Context, from string, block time.Duration) (*redis.XMessage, error) {
+	res, err := w.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: Group, Consumer: w.cfg.Consumer, Streams: []string{tracking.OutboxStream, from},
+		Count: 1, Block: block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("outbox: XREADGROUP: %w", err)
+	}
+	for _, st := range res {
+		if len(st.Messages) > 0 {
+			return &st.Messages[0], nil
+		}
+	}
+	return nil, nil
+}
+
+// handle processes one stream entry while holding the message lock and
+// keeping the entry's claim fresh.
+func (w *Worker) handle(ctx context.Context, entry redis.XMessage) {
+	id, _ := entry.Values["messageId"].(string)
+	if id == "" {
+		w.ack(ctx, entry.ID)
+		return
+	}
+	token := uuid.NewString()
+	ok, err := w.rdb.SetNX(ctx, lockKey(id), token, w.cfg.ClaimIdle).Result()
+	if err != nil {
+		w.log.Warn("outbox lock failed", slog.String("message_id", id), slog.String("error", err.Error()))
+		return // stays pending; retried after ClaimIdle
+	}
+	if !ok {
+		// Another handler is sending this message right now (a duplicate
+		// entry); it owns the outcome.
+		w.log.Info("message already being handled elsewhere", slog.String("message_id", id))
+		w.ack(ctx, entry.ID)
+		return
+	}
+	hctx, stop := context.WithCancel(ctx)
+	var keep sync.WaitGroup
+	keep.Go(func() { w.keepClaim(hctx, entry.ID, id, token) })
+	defer func() {
+		stop()
+		keep.Wait()
+		bg := context.WithoutCancel(ctx)
+		w.unlock.Run(bg, w.rdb, []string{lockKey(id)}, token)
+	}()
+
+	done, retryAt := w.process(hctx, id)
+	switch {
+	case !retryAt.IsZero():
+		w.scheduleRetry(ctx, entry.ID, id, retryAt)
+	case done:
+		w.ack(ctx, entry.ID)
+	}
+}
+
+// keepClaim resets the entry's idle time and extends the message lock while
+// a long send runs, so no other replica takes it over.
+func (w *Worker) keepClaim(ctx context.Context, entryID, id, token string) {
+	t := time.NewTicker(max(w.cfg.ClaimIdle/3, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: tracking.OutboxStream, Group: Group,
+				Consumer: w.cfg.Consumer, MinIdle: 0, Messages: []string{entryID}})
+			w.refresh.Run(ctx, w.rdb, []string{lockKey(id)}, token, w.cfg.ClaimIdle.Milliseconds())
+		}
+	}
+}
+
+// ack removes a finished entry; the stream only holds work to do.
+func (w *Worker) ack(ctx context.Context, entryID string) {
+	ctx = context.WithoutCancel(ctx)
+	_, err := w.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAck(ctx, tracking.OutboxStream, Group, entryID)
+		p.XDel(ctx, tracking.OutboxStream, entryID)
+		return nil
+	})
+	if err != nil {
+		w.log.Warn("outbox ack failed", slog.String("entry", entryID), slog.String("error", err.Error()))
+	}
+}
+
+// scheduleRetry moves the message to the delayed set and acks its entry in
+// one transaction, so it is neither lost nor doubled.
+func (w *Worker) scheduleRetry(ctx context.Context, entryID, id string, at time.Time) {
+	ctx = context.WithoutCancel(ctx)
+	_, err := w.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, tracking.OutboxDelayed, redis.Z{Score: float64(at.UnixMilli()), Member: id})
+		p.XAck(ctx, tracking.OutboxStream, Group, entryID)
+		p.XDel(ctx, tracking.OutboxStream, entryID)
+		return nil
+	})
+	if err != nil {
+		w.log.Warn("outbox retry scheduling failed", slog.String("message_id", id), slog.String("error", err.Error()))
+	}
+}
+
+// mailboxSlot bounds concurrent sends per MESH mailbox.
+func (w *Worker) mailboxSlot(mailbox string) chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch, ok := w.mailboxes[mailbox]
+	if !ok {
+		ch = make(chan struct{}, w.cfg.PerMailbox)
+		w.mailboxes[mailbox] = ch
+	}
+	return ch
+}
+
+// backoff is the jittered delay before attempt number attempt+1.
+func (w *Worker) backoff(attempt int) time.Duration {
+	b := w.cfg.Backoff
+	d := b[min(max(attempt-1, 0), len(b)-1)]
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,427 @@
+package tracking
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// Errors returned by the Store. Callers branch on them with errors.Is.
+var (
+	ErrNotFound            = errors.New("tracking: message not found")
+	ErrIdempotencyConflict = errors.New("tracking: idempotency key reused with a different request")
+	ErrStateConflict       = errors.New("tracking: message is not in an expected state")
+	ErrDuplicateID         = errors.New("tracking: message id already exists")
+	ErrPayloadGone         = errors.New("tracking: payload no longer stored")
+	ErrInvalidCursor       = errors.New("tracking: invalid list cursor")
+	ErrContention          = errors.New("tracking: too many concurrent updates")
+)
+
+// Key layout. Every key carries the {gw} hash tag so that all of them live in
+// one Redis Cluster slot and a MULTI may touch any of them.
+const (
+	keyPrefix      = "{gw}:"
+	OutboxStream   = keyPrefix + "outbox"         // stream: messageId, mailbox (consumer group "senders")
+	EventsStream   = keyPrefix + "events"         // stream: the event bus (see eventFields)
+	OutboxDelayed  = keyPrefix + "outbox:delayed" // zset: messageId scored by retry time (unix ms)
+	TrackDue       = keyPrefix + "track:due"      // zset: messageId scored by next MESH tracking poll (unix ms)
+	eventsMaxLen   = 1_000_000
+	defaultTTL     = 30 * 24 * time.Hour
+	defaultChunk   = 1 << 20
+	uploadTTL      = 6 * time.Hour // an interrupted upload is removed by Redis after this
+	maxCASAttempts = 64
+)
+
+func msgKey(id string) string     { return keyPrefix + "msg:" + id }
+func payloadKey(id string) string { return keyPrefix + "payload:" + id }
+func uploadKey(tmp string) string { return keyPrefix + "upload:" + tmp }
+func meshKey(meshID string) string {
+	return keyPrefix + "meshid:" + meshID
+}
+func itkKey(ref string) string         { return keyPrefix + "itk:" + ref }
+func clientKey(clientID string) string { return keyPrefix + "client:" + clientID + ":msgs" }
+
+// idemKey scopes an Idempotency-Key to its client. The key is hashed so any
+// client-chosen text makes a bounded, unambiguous Redis key.
+func idemKey(clientID, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return keyPrefix + "idem:" + clientID + ":" + hex.EncodeToString(sum[:])
+}
+
+// StoreOptions configures a Store. Zero values take the defaults.
+type StoreOptions struct {
+	TTL          time.Duration // retention of a record after its last change; default 30 days
+	Now          func() time.Time
+	PayloadChunk int // bytes per APPEND / GETRANGE; default 1 MiB
+	// KeepPayload keeps the document after MESH accepted it. By default it is
+	// deleted once the message is sent or terminal: MESH holds it from then on
+	// and the gateway should not keep patient data longer than it needs to.
+	KeepPayload bool
+}
+
+// Store is the Redis-backed tracking store. It is safe for concurrent use
+// by any number of goroutines and replicas.
+type Store struct {
+	rdb   redis.UniversalClient
+	ttl   time.Duration
+	now   func() time.Time
+	chunk int
+	keep  bool
+}
+
+// NewStore builds a Store on rdb (a single node, Sentinel or Cluster client).
+func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
+	s := &Store{rdb: rdb, ttl: opts.TTL, now: opts.Now, chunk: opts.PayloadChunk, keep: opts.KeepPayload}
+	if s.ttl <= 0 {
+		s.ttl = defaultTTL
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.chunk <= 0 {
+		s.chunk = defaultChunk
+	}
+	return s
+}
+
+// TTL is the retention applied to every record.
+func (s *Store) TTL() time.Duration { return s.ttl }
+
+// storedMessage adds the fields the API never shows to the stored JSON.
+type storedMessage struct {
+	*Message
+	IdemKey string `json:"idempotencyKey,omitempty"`
+	ReqHash string `json:"requestHash,omitempty"`
+}
+
+func encodeMessage(m *Message) ([]byte, error) {
+	b, err := json.Marshal(storedMessage{Message: m, IdemKey: m.IdempotencyKey, ReqHash: m.RequestHash})
+	if err != nil {
+		return nil, fmt.Errorf("tracking: encode record: %w", err)
+	}
+	return b, nil
+}
+
+func decodeMessage(b []byte) (*Message, error) {
+	sm := storedMessage{Message: &Message{}}
+	if err := json.Unmarshal(b, &sm); err != nil {
+		return nil, fmt.Errorf("tracking: decode record: %w", err)
+	}
+	sm.Message.IdempotencyKey, sm.Message.RequestHash = sm.IdemKey, sm.ReqHash
+	return sm.Message, nil
+}
+
+// Accept stores a new message and queues it for MESH. The payload is streamed
+// into Redis in PayloadChunk pieces, then one MULTI writes the idempotency
+// key, the record, the client index, the outbox entry and the 'accepted'
+// event. A repeat of the same Idempotency-Key with the same RequestHash
+// returns the first record with created=false; a different hash is
+// ErrIdempotencyConflict. The write is acknowledged by Redis before return.
+func (s *Store) Accept(ctx context.Context, msg *Message, payload io.Reader) (*Message, bool, error) {
+	if msg == nil || msg.ClientID == "" {
+		return nil, false, errors.New("tracking: accept: ClientID is required")
+	}
+	m := *msg
+	m.Events = nil
+	if m.ID == "" {
+		m.ID = uuid.NewString()
+	}
+	tmp := uploadKey(uuid.NewString())
+	size, err := s.upload(ctx, tmp, payload)
+	if err != nil {
+		s.rdb.Del(context.WithoutCancel(ctx), tmp)
+		return nil, false, err
+	}
+	now := s.now().UTC()
+	m.PayloadSize = size
+	m.State = StateAccepted
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = now
+	}
+	m.UpdatedAt = now
+	m.Events = []Event{{Type: EventAccepted, State: StateAccepted, At: now}}
+
+	var (
+		existing *Message
+		ikey     string
+	)
+	keys := []string{msgKey(m.ID)}
+	if m.IdempotencyKey != "" {
+		ikey = idemKey(m.ClientID, m.IdempotencyKey)
+		keys = append(keys, ikey)
+	}
+	txf := func(tx *redis.Tx) error {
+		existing = nil
+		if ikey != "" {
+			prevID, err := tx.Get(ctx, ikey).Result()
+			switch {
+			case err == nil:
+				prev, err := getWith(ctx, tx, prevID)
+				if err == nil {
+					existing = prev
+					return nil
+				}
+				if !errors.Is(err, ErrNotFound) {
+					return err
+				}
+			case !errors.Is(err, redis.Nil):
+				return fmt.Errorf("tracking: read idempotency key: %w", err)
+			}
+		}
+		n, err := tx.Exists(ctx, msgKey(m.ID)).Result()
+		if err != nil {
+			return fmt.Errorf("tracking: check id: %w", err)
+		}
+		if n > 0 {
+			return ErrDuplicateID
+		}
+		data, err := encodeMessage(&m)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if ikey != "" {
+				p.Set(ctx, ikey, m.ID, s.ttl)
+			}
+			p.Rename(ctx, tmp, payloadKey(m.ID))
+			p.Expire(ctx, payloadKey(m.ID), s.ttl)
+			p.Set(ctx, msgKey(m.ID), data, s.ttl)
+			ck := clientKey(m.ClientID)
+			p.ZAdd(ctx, ck, redis.Z{Score: float64(m.CreatedAt.UnixMilli()), Member: m.ID})
+			p.ZRemRangeByScore(ctx, ck, "-inf", "("+strconv.FormatInt(now.Add(-s.ttl).UnixMilli(), 10))
+			p.Expire(ctx, ck, s.ttl)
+			s.queueIndexes(ctx, p, &m)
+			p.XAdd(ctx, &redis.XAddArgs{Stream: OutboxStream, ID: "*",
+				Values: []any{"messageId", m.ID, "mailbox", m.Mailbox}})
+			s.queueEvent(ctx, p, &m, 0)
+			return nil
+		})
+		return err
+	}
+	if err := s.watchRetry(ctx, txf, keys...); err != nil {
+		s.rdb.Del(context.WithoutCancel(ctx), tmp)
+		return nil, false, fmt.Errorf("tracking: accept: %w", err)
+	}
+	if existing != nil {
+		s.rdb.Del(context.WithoutCancel(ctx), tmp)
+		if existing.RequestHash != m.RequestHash {
+			return nil, false, ErrIdempotencyConflict
+		}
+		return existing, false, nil
+	}
+	return &m, true, nil
+}
+
+// watchRetry runs txf under WATCH keys, repeating it when another client
+// changed a watched key first.
+func (s *Store) watchRetry(ctx context.Context, txf func(*redis.Tx) error, keys ...string) error {
+	for i := 0; i < maxCASAttempts; i++ {
+		err := s.rdb.Watch(ctx, txf, keys...)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+		// Back off a little so a hot record does not starve a writer.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(i+1) * time.Millisecond):
+		}
+	}
+	return ErrContention
+}
+
+// queueIndexes (re)writes every lookup key of m with the record's TTL.
+func (s *Store) queueIndexes(ctx context.Context, p redis.Pipeliner, m *Message) {
+	if m.MeshMessageID != "" {
+		p.Set(ctx, meshKey(m.MeshMessageID), m.ID, s.ttl)
+	}
+	for _, ref := range []string{m.MessageHeaderID, m.BundleID, m.SenderReference} {
+		if ref != "" {
+			p.Set(ctx, itkKey(ref), m.ID, s.ttl)
+		}
+	}
+	if m.IdempotencyKey != "" {
+		p.Expire(ctx, idemKey(m.ClientID, m.IdempotencyKey), s.ttl)
+	}
+	p.Expire(ctx, clientKey(m.ClientID), s.ttl)
+}
+
+// queueEvent publishes history entry seq of m on the event bus. The fields
+// are a contract with other packages: ids, state and codes only.
+func (s *Store) queueEvent(ctx context.Context, p redis.Pipeliner, m *Message, seq int) {
+	ev := m.Events[seq]
+	mesh := ev.MeshMessageID
+	if mesh == "" {
+		mesh = m.MeshMessageID
+	}
+	p.XAdd(ctx, &redis.XAddArgs{
+		Stream: EventsStream, MaxLen: eventsMaxLen, Approx: true, ID: "*",
+		Values: []any{
+			"eventId", EventID(m.ID, seq),
+			"messageId", m.ID,
+			"clientId", m.ClientID,
+			"type", string(ev.Type),
+			"state", string(ev.State),
+			"code", ev.Code,
+			"display", ev.Display,
+			"meshMessageId", mesh,
+			"at", ev.At.UTC().Format(time.RFC3339Nano),
+		},
+	})
+}
+
+// EventID is the stable id of history entry seq of a message.
+func EventID(messageID string, seq int) string { return messageID + ":" + strconv.Itoa(seq) }
+
+// Get returns the record of message id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*Message, error) {
+	return getWith(ctx, s.rdb, id)
+}
+
+func getWith(ctx context.Context, c redis.Cmdable, id string) (*Message, error) {
+	b, err := c.Get(ctx, msgKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tracking: get: %w", err)
+	}
+	return decodeMessage(b)
+}
+
+// Transition moves message id from one of the states in from (any state when
+// from is empty) to state to, applying mutate and appending ev to its
+// history. It is a compare-and-set: ErrStateConflict when the current state
+// is not in from. The event is published in the same transaction.
+func (s *Store) Transition(ctx context.Context, id string, from []State, to State, ev Event, mutate func(*Message)) (*Message, error) {
+	return s.modify(ctx, id, func(m *Message) (*Event, error) {
+		if len(from) > 0 && !slices.Contains(from, m.State) {
+			return nil, fmt.Errorf("%w: %s is %s, want one of %v", ErrStateConflict, id, m.State, from)
+		}
+		if mutate != nil {
+			mutate(m)
+		}
+		m.State = to
+		ev.State = to
+		return &ev, nil
+	})
+}
+
+// Update applies mutate to message id without a state change or event
+// (recording the MESH id, attempt counters). mutate may run more than once
+// when another writer races; an error from it aborts the update.
+func (s *Store) Update(ctx context.Context, id string, mutate func(*Message) error) (*Message, error) {
+	return s.modify(ctx, id, func(m *Message) (*Event, error) {
+		state := m.State
+		if err := mutate(m); err != nil {
+			return nil, err
+		}
+		if m.State != state {
+			return nil, errors.New("tracking: Update must not change the state (use Transition)")
+		}
+		return nil, nil
+	})
+}
+
+// AddEvent appends ev to the history of message id without a state change
+// and publishes it.
+func (s *Store) AddEvent(ctx context.Context, id string, ev Event) error {
+	_, err := s.modify(ctx, id, func(m *Message) (*Event, error) {
+		ev.State = m.State
+		return &ev, nil
+	})
+	return err
+}
+
+// modify is the compare-and-set loop behind Transition, Update and AddEvent.
+// change works on a fresh copy of the record each attempt.
+func (s *Store) modify(ctx context.Context, id string, change func(*Message) (*Event, error)) (*Message, error) {
+	var out *Message
+	key := msgKey(id)
+	txf := func(tx *redis.Tx) error {
+		m, err := getWith(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		ev, err := change(m)
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		m.UpdatedAt = now
+		seq := -1
+		if ev != nil {
+			if ev.At.IsZero() {
+				ev.At = now
+			}
+			if ev.MeshMessageID == "" {
+				ev.MeshMessageID = m.MeshMessageID
+			}
+			seq = len(m.Events)
+			m.Events = append(m.Events, *ev)
+		}
+		data, err := encodeMessage(m)
+		if err != nil {
+			return err
+		}
+		// Once MESH has the document (or never will) the copy here is only risk.
+		dropPayload := !s.keep && m.State != StateAccepted && m.State != StateSending
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, data, s.ttl)
+			s.queueIndexes(ctx, p, m)
+			if dropPayload {
+				p.Del(ctx, payloadKey(id))
+			} else {
+				p.Expire(ctx, payloadKey(id), s.ttl)
+			}
+			if seq >= 0 {
+				s.queueEvent(ctx, p, m, seq)
+			}
+			return nil
+		})
+		if err == nil {
+			out = m
+		}
+		return err
+	}
+	if err := s.watchRetry(ctx, txf, key); err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrStateConflict) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("tracking: update %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// FindByMeshMessageID returns the message MESH knows by meshID (REPORT and
+// tracking correlation), or ErrNotFound.
+func (s *Store) FindByMeshMessageID(ctx context.Context, meshID string) (*Message, error) {
+	return s.findBy(ctx, meshKey(meshID))
+}
+
+// FindByITK returns the message whose MessageHeader id, Bundle identifier or
+// sender reference is ref (ITK3 acknowledgement correlation), or ErrNotFound.
+func (s *Store) FindByITK(ctx context.Context, ref string) (*Message, error) {
+	return s.findBy(ctx, itkKey(ref))
+}
+
+func (s *Store) findBy(ctx context.Context, key string) (*Message, error) {
+	id, err := s.rdb.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tracking: lookup: %w", err)
+	}
+	return s.Get(ctx, id)
+}

@@ -1,0 +1,538 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestDeliversSignedThinPayload(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, nil)
+	e.subs.set("client-a", rc.srv.URL+"/hooks?token=abc", true)
+	d := e.start(testConfig("r1"))
+
+	eventID := e.publish("client-a", "m1", 3, "delivered",
+		"nhsNumber", "9434765919", "subject", "PATIENT NAME") // must not leak into the payload
+	dels := settled(t, d, "m1", 1)
+
+	reqs := rc.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("receiver got %d requests, want 1", len(reqs))
+	}
+	r := reqs[0]
+	if r.verifyErr != nil {
+		t.Fatalf("standard-webhooks Verify: %v", r.verifyErr)
+	}
+	if want := WebhookID("client-a", eventID); r.id != want {
+		t.Errorf("webhook-id = %q, want %q", r.id, want)
+	}
+	if r.contentType != "application/json" || r.userAgent != "MESH-Gateway-Webhooks/1" {
+		t.Errorf("content-type %q, user-agent %q", r.contentType, r.userAgent)
+	}
+	if !strings.HasPrefix(r.signature, "v1,") {
+		t.Errorf("signature %q", r.signature)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"type":      "message.delivered",
+		"timestamp": "2026-11-24T23:00:00.000000123Z",
+		"data": map[string]any{
+			"id": "m1", "state": "sent", "meshMessageId": "MESH-m1", "eventId": eventID,
+		},
+	}
+	if fmt.Sprint(body) != fmt.Sprint(want) {
+		t.Errorf("body = %s\nwant %v", r.body, want)
+	}
+	if strings.Contains(string(r.body), "9434765919") || strings.Contains(string(r.body), "PATIENT") {
+		t.Error("payload carries patient data")
+	}
+	if len(r.body) > 20<<10 {
+		t.Errorf("payload %d bytes", len(r.body))
+	}
+
+	del := dels[0]
+	if del.Status != StatusDelivered || del.ID != r.id || len(del.Attempts) != 1 || del.Attempts[0].StatusCode != 204 {
+		t.Errorf("delivery = %+v", del)
+	}
+	if del.NextAttemptAt != nil || del.LastError != "" || del.ClientID != "client-a" || del.Type != "message.delivered" {
+		t.Errorf("delivery = %+v", del)
+	}
+	if strings.Contains(del.URL, "token") {
+		t.Errorf("stored URL %q keeps its query", del.URL)
+	}
+}
+
+func TestRetriesUntilSuccessWithStableID(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, func(n int, w http.ResponseWriter, _ *http.Request) int {
+		if n < 2 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	e.subs.set("c", rc.srv.URL, true)
+	d := e.start(testConfig("r1"))
+
+	e.publish("c", "m2", 1, "sent")
+	dels := settled(t, d, "m2", 1)
+
+	reqs := rc.requests()
+	if len(reqs) != 3 {
+		t.Fatalf("attempts = %d, want 3", len(reqs))
+	}
+	ok := 0
+	for i, r := range reqs {
+		if r.verifyErr != nil {
+			t.Errorf("attempt %d: Verify: %v", i, r.verifyErr)
+		}
+		if r.id != reqs[0].id || string(r.body) != string(reqs[0].body) {
+			t.Errorf("attempt %d: id %q body %s differ from the first", i, r.id, r.body)
+		}
+		if r.status/100 == 2 {
+			ok++
+		}
+	}
+	if ok != 1 {
+		t.Errorf("2xx deliveries = %d, want 1", ok)
+	}
+	var codes []int
+	for _, a := range dels[0].Attempts {
+		codes = append(codes, a.StatusCode)
+	}
+	if fmt.Sprint(codes) != "[503 503 200]" || dels[0].Status != StatusDelivered {
+		t.Errorf("delivery %s attempts %v", dels[0].Status, codes)
+	}
+}
+
+func TestGivesUpAfterLastAttempt(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, func(int, http.ResponseWriter, *http.Request) int { return http.StatusInternalServerError })
+	e.subs.set("c", rc.srv.URL, true)
+	d := e.start(testConfig("r1"))
+
+	e.publish("c", "m3", 1, "failed")
+	dels := settled(t, d, "m3", 1)
+	if rc.count() != 4 || dels[0].Status != StatusFailed || len(dels[0].Attempts) != 4 {
+		t.Fatalf("requests %d, delivery %+v; want 4 attempts then failed", rc.count(), dels[0])
+	}
+	if !strings.Contains(dels[0].LastError, "gave up after 4 attempts: HTTP 500") {
+		t.Errorf("lastError %q", dels[0].LastError)
+	}
+	if n, _ := e.rdb.ZCard(context.Background(), dueKey).Result(); n != 0 {
+		t.Errorf("due queue holds %d entries after the last attempt", n)
+	}
+}
+
+func TestRetryAfterHonoured(t *testing.T) {
+	tests := []struct {
+		name       string
+		retryAfter func(now time.Time) string
+		want       time.Duration
+	}{
+		{"seconds", func(time.Time) string { return "120" }, 120 * time.Second},
+		{"HTTP-date", func(now time.Time) string { return now.Add(300 * time.Second).UTC().Format(http.TimeFormat) }, 300 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			clock := &fakeClock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+			rc := newReceiver(t, false, func(n int, w http.ResponseWriter, _ *http.Request) int {
+				if n == 0 {
+					w.Header().Set("Retry-After", tc.retryAfter(clock.Now()))
+					return http.StatusTooManyRequests
+				}
+				return http.StatusOK
+			})
+			e.subs.set("c", rc.srv.URL, true)
+			cfg := testConfig("r1")
+			cfg.Now = clock.Now
+			cfg.MaxRetryAfter = time.Hour
+			d := e.start(cfg)
+
+			e.publish("c", "m4", 1, "infack")
+			var del Delivery
+			waitFor(t, "first attempt", func() bool {
+				dels := deliveriesOf(t, d, "m4")
+				if len(dels) == 1 && len(dels[0].Attempts) == 1 && dels[0].NextAttemptAt != nil {
+					del = dels[0]
+					return true
+				}
+				return false
+			})
+			if got := del.NextAttemptAt.Sub(clock.Now()); got < tc.want-time.Second || got > tc.want+time.Second {
+				t.Fatalf("next attempt in %s, want %s (schedule says 10ms)", got, tc.want)
+			}
+			// Several poll intervals pass on the wall clock, none on ours: no retry.
+			time.Sleep(100 * time.Millisecond)
+			if rc.count() != 1 {
+				t.Fatalf("retried before Retry-After: %d requests", rc.count())
+			}
+			clock.Advance(tc.want + time.Second)
+			dels := settled(t, d, "m4", 1)
+			if rc.count() != 2 || dels[0].Status != StatusDelivered {
+				t.Fatalf("requests %d, status %s", rc.count(), dels[0].Status)
+			}
+		})
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := map[string]time.Duration{
+		"": 0, "0": 0, "-5": 0, "junk": 0, "30": 30 * time.Second,
+		now.Add(90 * time.Second).Format(http.TimeFormat):  90 * time.Second,
+		now.Add(-90 * time.Second).Format(http.TimeFormat): 0,
+	}
+	for in, want := range tests {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestGoneDisablesEndpoint(t *testing.T) {
+	e := newEnv(t)
+	gone := true
+	var mu sync.Mutex
+	rc := newReceiver(t, true, func(int, http.ResponseWriter, *http.Request) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if gone {
+			return http.StatusGone
+		}
+		return http.StatusOK
+	})
+	e.subs.set("c", rc.srv.URL, true)
+	d := e.start(testConfig("r1"))
+
+	e.publish("c", "m5", 1, "sent")
+	dels := settled(t, d, "m5", 1)
+	if dels[0].Status != StatusDisabled || len(dels[0].Attempts) != 1 || dels[0].Attempts[0].StatusCode != 410 {
+		t.Fatalf("delivery = %+v", dels[0])
+	}
+	if ok, _ := e.rdb.HExists(context.Background(), disabledKey, "c").Result(); !ok {
+		t.Fatal("endpoint disablement not persisted")
+	}
+
+	// Later events are not sent to the disabled endpoint.
+	e.publish("c", "m5", 2, "delivered")
+	dels = settled(t, d, "m5", 2)
+	if rc.count() != 1 || dels[1].Status != StatusDisabled || len(dels[1].Attempts) != 0 {
+		t.Fatalf("requests %d, second delivery %+v", rc.count(), dels[1])
+	}
+
+	// Re-enabled and replayed: both arrive.
+	mu.Lock()
+	gone = false
+	mu.Unlock()
+	if err := d.EnableEndpoint(context.Background(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := d.Replay(context.Background(), "c", "m5")
+	if err != nil || n != 2 {
+		t.Fatalf("Replay = %d, %v; want 2", n, err)
+	}
+	dels = settled(t, d, "m5", 2)
+	for _, del := range dels {
+		if del.Status != StatusDelivered {
+			t.Errorf("after re-enable: %+v", del)
+		}
+	}
+	if rc.count() != 3 {
+		t.Errorf("requests %d, want 3", rc.count())
+	}
+}
+
+func TestRedirectNotFollowed(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, func(_ int, w http.ResponseWriter, r *http.Request) int {
+		if r.URL.Path == "/elsewhere" {
+			return http.StatusOK
+		}
+		w.Header().Set("Location", "/elsewhere")
+		return http.StatusFound
+	})
+	e.subs.set("c", rc.srv.URL+"/hook", true)
+	cfg := testConfig("r1")
+	cfg.Schedule = []time.Duration{0, 10 * time.Millisecond}
+	d := e.start(cfg)
+
+	e.publish("c", "m6", 1, "sent")
+	dels := settled(t, d, "m6", 1)
+	if rc.count() != 2 {
+		t.Fatalf("requests %d, want 2 (no request to the redirect target)", rc.count())
+	}
+	for _, r := range rc.requests() {
+		if r.status != http.StatusFound {
+			t.Errorf("a request got %d: redirect was followed", r.status)
+		}
+	}
+	if dels[0].Status != StatusFailed || dels[0].Attempts[0].StatusCode != http.StatusFound {
+		t.Errorf("delivery = %+v", dels[0])
+	}
+}
+
+func TestAttemptTimeout(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, func(_ int, _ http.ResponseWriter, r *http.Request) int {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+		return http.StatusOK
+	})
+	e.subs.set("c", rc.srv.URL, true)
+	cfg := testConfig("r1")
+	cfg.Schedule = []time.Duration{0}
+	cfg.Timeout = 100 * time.Millisecond
+	d := e.start(cfg)
+
+	e.publish("c", "m7", 1, "sent")
+	dels := settled(t, d, "m7", 1)
+	a := dels[0].Attempts
+	if dels[0].Status != StatusFailed || len(a) != 1 || a[0].StatusCode != 0 || !strings.Contains(a[0].Error, "timeout") {
+		t.Fatalf("delivery = %+v", dels[0])
+	}
+}
+
+func TestRefusedTargetsFailWithReason(t *testing.T) {
+	tests := []struct {
+		name, url, wantErr string
+	}{
+		{"loopback", "https://127.0.0.1:1/hook", "not public"},
+		{"metadata", "https://169.254.169.254/latest", "not public"},
+		{"private v6", "https://[::1]:1/hook", "not public"},
+		{"plain http", "http://93.184.216.34/hook", "https required"},
+		{"hostname to loopback", "https://rebind.example/hook", "not public"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.subs.set("c", tc.url, false)
+			cfg := testConfig("r1")
+			cfg.Resolver = mapResolver{"rebind.example": {"127.0.0.1"}}
+			d := e.start(cfg)
+			e.publish("c", "m8", 1, "sent")
+			dels := settled(t, d, "m8", 1)
+			a := dels[0].Attempts
+			if dels[0].Status != StatusFailed || len(a) != 1 || !strings.Contains(a[0].Error, tc.wantErr) {
+				t.Fatalf("delivery = %+v, want failed after 1 attempt with %q", dels[0], tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestOnlyClientEventsDelivered(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, nil)
+	e.subs.set("c", rc.srv.URL, true)
+	d := e.start(testConfig("r1"))
+
+	for i, typ := range []string{"send_attempt", "send_retry", "resent", "made_up"} {
+		e.publish("c", "m9", i+1, typ)
+	}
+	e.publish("nobody", "m10", 1, "sent") // client without a subscription
+	e.publish("c", "m9", 9, "sent")
+	dels := settled(t, d, "m9", 1)
+	if dels[0].Type != "message.sent" || rc.count() != 1 {
+		t.Fatalf("deliveries %+v, requests %d", dels, rc.count())
+	}
+	if got := deliveriesOf(t, d, "m10"); len(got) != 0 {
+		t.Errorf("delivery recorded for a client without subscription: %+v", got)
+	}
+	waitFor(t, "all entries acknowledged", func() bool {
+		p, err := e.rdb.XPending(context.Background(), StreamKey, GroupName).Result()
+		return err == nil && p.Count == 0
+	})
+}
+
+func TestReplayKeepsWebhookID(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, nil)
+	e.subs.set("owner", rc.srv.URL, true)
+	e.subs.set("other", rc.srv.URL, true)
+	d := e.start(testConfig("r1"))
+
+	e.publish("owner", "m11", 1, "busack")
+	settled(t, d, "m11", 1)
+
+	n, err := d.Replay(context.Background(), "other", "m11")
+	if err != nil || n != 0 {
+		t.Fatalf("Replay by another client = %d, %v; want 0", n, err)
+	}
+	n, err = d.Replay(context.Background(), "owner", "m11")
+	if err != nil || n != 1 {
+		t.Fatalf("Replay = %d, %v; want 1", n, err)
+	}
+	waitFor(t, "replayed request", func() bool { return rc.count() == 2 })
+	dels := settled(t, d, "m11", 1)
+	reqs := rc.requests()
+	if reqs[0].id != reqs[1].id || string(reqs[0].body) != string(reqs[1].body) || reqs[1].verifyErr != nil {
+		t.Fatalf("replay: id %q vs %q, verify %v", reqs[0].id, reqs[1].id, reqs[1].verifyErr)
+	}
+	if len(dels[0].Attempts) != 2 || dels[0].Status != StatusDelivered {
+		t.Errorf("delivery = %+v", dels[0])
+	}
+	if n, _ := d.Replay(context.Background(), "owner", "no-such-message"); n != 0 {
+		t.Errorf("Replay of unknown message = %d", n)
+	}
+}
+
+// Two replicas on one Redis share the stream: every event is delivered once.
+func TestTwoDispatchersDeliverEachEventOnce(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, nil)
+	e.subs.set("c", rc.srv.URL, true)
+	e.start(testConfig("replica-1"))
+	e.start(testConfig("replica-2"))
+
+	const events = 200
+	for i := range events {
+		e.publish("c", "m"+strconv.Itoa(i%20), i, "sent")
+	}
+	waitFor(t, "all events delivered", func() bool { return rc.count() >= events })
+	time.Sleep(100 * time.Millisecond) // let any duplicate surface
+	perID := map[string]int{}
+	for _, r := range rc.requests() {
+		if r.verifyErr != nil {
+			t.Fatalf("Verify: %v", r.verifyErr)
+		}
+		perID[r.id]++
+	}
+	if len(perID) != events || rc.count() != events {
+		t.Fatalf("%d requests for %d distinct ids, want %d each once", rc.count(), len(perID), events)
+	}
+	consumers, err := e.rdb.XInfoConsumers(context.Background(), StreamKey, GroupName).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("consumers: %+v", consumers)
+}
+
+// A replica that read entries and died before recording them: another
+// replica takes the entries over once they have been idle ClaimIdle.
+func TestReclaimsEntriesOfDeadReplica(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, nil)
+	e.subs.set("c", rc.srv.URL, true)
+	ctx := context.Background()
+	if err := e.rdb.XGroupCreateMkStream(ctx, StreamKey, GroupName, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.publish("c", "m12", 1, "sent")
+	e.publish("c", "m12", 2, "delivered")
+	if err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: GroupName, Consumer: "dead",
+		Streams: []string{StreamKey, ">"}, Count: 10}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.mr.SetTime(time.Now().Add(time.Hour)) // age the pending entries
+
+	cfg := testConfig("alive")
+	cfg.ClaimIdle = 50 * time.Millisecond
+	d := e.start(cfg)
+	dels := settled(t, d, "m12", 2)
+	if rc.count() != 2 || dels[0].Status != StatusDelivered || dels[1].Status != StatusDelivered {
+		t.Fatalf("requests %d, deliveries %+v", rc.count(), dels)
+	}
+}
+
+// A replica that recorded a delivery and died before attempting it: the
+// lease runs out and another replica delivers it.
+func TestLeaseExpiryHandsDeliveryToAnotherReplica(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, false, nil)
+	e.subs.set("c", rc.srv.URL, true)
+	clock := &fakeClock{now: time.Now()}
+	ctx := context.Background()
+	if err := e.rdb.XGroupCreateMkStream(ctx, StreamKey, GroupName, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.publish("c", "m13", 1, "sent")
+
+	cfg := testConfig("dying")
+	cfg.Now = clock.Now
+	dying := NewDispatcher(e.rdb, e.subs, cfg)
+	msgs, err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: GroupName, Consumer: "dying",
+		Streams: []string{StreamKey, ">"}, Count: 10}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := dying.ingest(ctx, msgs[0].Messages)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("ingest = %v, %v", jobs, err)
+	}
+	// ...and it dies here, never attempting the job.
+
+	cfg.Consumer = "survivor"
+	d := e.start(cfg)
+	time.Sleep(50 * time.Millisecond)
+	if rc.count() != 0 {
+		t.Fatal("delivery attempted while another replica held the lease")
+	}
+	clock.Advance(dying.lease + time.Second)
+	dels := settled(t, d, "m13", 1)
+	if rc.count() != 1 || dels[0].Status != StatusDelivered {
+		t.Fatalf("requests %d, delivery %+v", rc.count(), dels[0])
+	}
+}
+
+// The same event appended twice (at-least-once upstream) is delivered once.
+func TestDuplicateEventDeliveredOnce(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, nil)
+	e.subs.set("c", rc.srv.URL, true)
+	d := e.start(testConfig("r1"))
+	e.publish("c", "m14", 1, "sent")
+	settled(t, d, "m14", 1)
+	e.publish("c", "m14", 1, "sent")
+	e.publish("c", "m14", 2, "delivered")
+	settled(t, d, "m14", 2)
+	if rc.count() != 2 {
+		t.Fatalf("requests %d, want 2", rc.count())
+	}
+}
+
+type countingObserver struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingObserver) Delivered(outcome string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[outcome]++
+}
+
+func TestObserverOutcomes(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, func(n int, _ http.ResponseWriter, _ *http.Request) int {
+		if n == 0 {
+			return http.StatusBadGateway
+		}
+		return http.StatusAccepted
+	})
+	e.subs.set("c", rc.srv.URL, true)
+	obs := &countingObserver{n: map[string]int{}}
+	cfg := testConfig("r1")
+	cfg.Metrics = obs
+	d := e.start(cfg)
+	e.publish("c", "m15", 1, "ack_overdue")
+	settled(t, d, "m15", 1)
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.n[OutcomeRetry] != 1 || obs.n[OutcomeDelivered] != 1 || len(obs.n) != 2 {
+		t.Errorf("outcomes %v", obs.n)
+	}
+}
