@@ -47,15 +47,15 @@ type AcceptedResponse struct {
 // @Param        Idempotency-Key  header  string           false  "Retry-safe key: the same key and body return the original message"
 // @Param        request          body    itk.SendRequest  true   "Send Document request"
 // @Success      202  {object}  AcceptedResponse
-// @Failure      400  {object}  problem
-// @Failure      401  {object}  problem
-// @Failure      403  {object}  problem
-// @Failure      409  {object}  problem
-// @Failure      413  {object}  problem
-// @Failure      415  {object}  problem
-// @Failure      422  {object}  problem
-// @Failure      429  {object}  problem
-// @Failure      503  {object}  problem
+// @Failure      400  {object}  Problem
+// @Failure      401  {object}  Problem
+// @Failure      403  {object}  Problem
+// @Failure      409  {object}  Problem
+// @Failure      413  {object}  Problem
+// @Failure      415  {object}  Problem
+// @Failure      422  {object}  Problem
+// @Failure      429  {object}  Problem
+// @Failure      503  {object}  Problem
 // @Router       /v1/documents [post]
 func (s *server) postDocument(c *gin.Context) {
 	caller := callerOf(c)

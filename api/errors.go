@@ -43,8 +43,8 @@ func newError(status int, code, title, detail string) *Error {
 	return &Error{Status: status, Code: code, Title: title, Detail: detail}
 }
 
-// problem is an RFC 9457 problem details body.
-type problem struct {
+// Problem is an RFC 9457 problem details body.
+type Problem struct {
 	Type     string         `json:"type"`
 	Title    string         `json:"title"`
 	Status   int            `json:"status"`
@@ -96,7 +96,7 @@ func (s *server) renderErrors(c *gin.Context) {
 		return
 	}
 	c.Header("Content-Type", "application/problem+json")
-	body := problem{
+	body := Problem{
 		Type:     "https://mesh-gateway.nhs.uk/problems/" + apiErr.Code,
 		Title:    apiErr.Title,
 		Status:   apiErr.Status,

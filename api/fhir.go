@@ -40,6 +40,7 @@ import (
 // @Failure      429  {object}  itk.OperationOutcome
 // @Failure      503  {object}  itk.OperationOutcome
 // @Router       /FHIR/STU3/$process-message [post]
+// @Router       /FHIR/STU3/MessageHeader/$process-message [post]
 func (s *server) processMessage(c *gin.Context) {
 	caller := callerOf(c)
 	format, ok := fhirFormat(c.GetHeader("Content-Type"))

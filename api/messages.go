@@ -27,8 +27,8 @@ type MessageList struct {
 // @Security     BearerAuth
 // @Param        id   path      string  true  "Tracking id from the 202 response"
 // @Success      200  {object}  tracking.Message
-// @Failure      401  {object}  problem
-// @Failure      404  {object}  problem
+// @Failure      401  {object}  Problem
+// @Failure      404  {object}  Problem
 // @Router       /v1/messages/{id} [get]
 func (s *server) getMessage(c *gin.Context) {
 	m, ok := s.ownedMessage(c)
@@ -66,8 +66,8 @@ func (s *server) ownedMessage(c *gin.Context) (*tracking.Message, bool) {
 // @Param        limit   query     int     false  "page size (1..200, default 50)"
 // @Param        cursor  query     string  false  "from the previous page's next link"
 // @Success      200     {object}  MessageList
-// @Failure      400     {object}  problem
-// @Failure      401     {object}  problem
+// @Failure      400     {object}  Problem
+// @Failure      401     {object}  Problem
 // @Router       /v1/messages [get]
 func (s *server) listMessages(c *gin.Context) {
 	var f tracking.ListFilter
@@ -106,7 +106,7 @@ func (s *server) listMessages(c *gin.Context) {
 		return
 	}
 	page, next, err := s.Store.List(c.Request.Context(), callerOf(c).ClientID, f)
-	if errors.Is(err, tracking.ErrBadCursor) {
+	if errors.Is(err, tracking.ErrInvalidCursor) {
 		_ = c.Error(&Error{Status: http.StatusBadRequest, Code: "bad_query", Title: "Invalid query",
 			Problems: []FieldProblem{{Field: "cursor", Message: "is not a cursor from a previous page"}}})
 		return
@@ -144,7 +144,7 @@ func knownState(s tracking.State) bool {
 // @Security     BearerAuth
 // @Param        id   path      string  true  "Tracking id"
 // @Success      200  {object}  object
-// @Failure      404  {object}  problem
+// @Failure      404  {object}  Problem
 // @Router       /v1/messages/{id}/deliveries [get]
 func (s *server) getDeliveries(c *gin.Context) {
 	if _, ok := s.ownedMessage(c); !ok {
@@ -170,7 +170,7 @@ func (s *server) getDeliveries(c *gin.Context) {
 // @Security     BearerAuth
 // @Param        id   path      string  true  "Tracking id"
 // @Success      202  {object}  object
-// @Failure      404  {object}  problem
+// @Failure      404  {object}  Problem
 // @Router       /v1/messages/{id}/deliveries/replay [post]
 func (s *server) replayDeliveries(c *gin.Context) {
 	if _, ok := s.ownedMessage(c); !ok {

@@ -153,7 +153,7 @@ func NewRouter(o Options) http.Handler {
 }
 
 // problemRender writes application/problem+json.
-type problemRender struct{ body problem }
+type problemRender struct{ body Problem }
 
 func (p problemRender) Render(w http.ResponseWriter) error {
 	p.WriteContentType(w)

@@ -113,6 +113,8 @@ func newFixture(t *testing.T, extra ...registry.Client) *fixture {
 		{ID: "ps-app", Algorithms: []string{"PS512", "RS512"}, JWKS: jwks(t, "p1", "", &mainKey.PublicKey)},
 		{ID: "nokey-app"},
 		{ID: "emptykeys-app", JWKS: json.RawMessage(`{"keys":[]}`)},
+		// Built in code, bypassing registry validation: HS* must still be refused.
+		{ID: "hs-app", Algorithms: []string{"HS256", "RS512"}, JWKS: jwks(t, "h1", "", &mainKey.PublicKey)},
 	}, extra...)}
 	mr := miniredis.RunT(t)
 	mr.SetTime(now)
@@ -213,6 +215,7 @@ func TestVerify(t *testing.T) {
 		{name: "missing kid", edit: del("kid"), status: 400, desc: DescMissingKid},
 		{name: "alg none", alg: "none", raw: "none", status: 400, desc: DescInvalidAlgPrefix + "'RS512'"},
 		{name: "HS256 signed with the public key as secret", alg: "HS256", key: "pem", status: 400, desc: DescInvalidAlgPrefix + "'RS512'"},
+		{name: "HS256 refused even if a client lists it", client: "hs-app", alg: "HS256", kid: "h1", key: "pem", status: 400, desc: DescInvalidAlgPrefix + "'RS512'"},
 		{name: "RS256 when only RS512 allowed", alg: "RS256", status: 400, desc: DescInvalidAlgPrefix + "'RS512'"},
 		{name: "ES256 when only RS512 allowed", alg: "ES256", key: ecKey, status: 400, desc: DescInvalidAlgPrefix + "'RS512'"},
 		{name: "PS512 when only RS512 allowed", alg: "PS512", status: 400, desc: DescInvalidAlgPrefix + "'RS512'"},

@@ -1,6 +1,7 @@
 package itk
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -93,6 +94,9 @@ func buildAckTree(req AckRequest, f Format) (*Acknowledgement, *wireElem, error)
 	if len(missing) > 0 {
 		return nil, nil, fmt.Errorf("itk: ack request: %s required", strings.Join(missing, ", "))
 	}
+	if req.RespondsTo != "" && !ackIsFHIRID(req.RespondsTo) {
+		return nil, nil, errors.New("itk: ack request: RespondsTo must be a FHIR id (the original MessageHeader.id)")
+	}
 	if len(req.SenderReference) > buildMaxSenderRef {
 		return nil, nil, fmt.Errorf("itk: ack request: SenderReference longer than %d characters", buildMaxSenderRef)
 	}
@@ -101,9 +105,12 @@ func buildAckTree(req AckRequest, f Format) (*Acknowledgement, *wireElem, error)
 		now = req.Now
 	}
 	ts := now()
-	ids := resolveAckIDs(req.IDs)
-	respondsTo := orDefault(req.RespondsTo, UnreadableInOriginal)
-	senderRef := orDefault(req.SenderReference, UnreadableInOriginal)
+	ids, err := resolveAckIDs(req.IDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	respondsTo := ackOrDefault(req.RespondsTo, UnreadableInOriginal)
+	senderRef := ackOrDefault(req.SenderReference, UnreadableInOriginal)
 	rc, _ := LookupResponseCode(req.Code)
 
 	header := wResourceWith("MessageHeader", ids.MessageHeader, buildProfileMessageHeader,
@@ -172,14 +179,14 @@ func buildAckTree(req AckRequest, f Format) (*Acknowledgement, *wireElem, error)
 	return ack, root, nil
 }
 
-func orDefault(s, def string) string {
+func ackOrDefault(s, def string) string {
 	if strings.TrimSpace(s) == "" {
 		return def
 	}
 	return s
 }
 
-func resolveAckIDs(fixed *AckIDs) AckIDs {
+func resolveAckIDs(fixed *AckIDs) (AckIDs, error) {
 	var ids AckIDs
 	if fixed != nil {
 		ids = *fixed
@@ -187,9 +194,15 @@ func resolveAckIDs(fixed *AckIDs) AckIDs {
 	for _, p := range []*string{&ids.Bundle, &ids.BundleIdentifier, &ids.MessageHeader, &ids.Organization, &ids.OperationOutcome} {
 		if *p == "" {
 			*p = uuid.NewString()
+			continue
 		}
+		canonical, ok := buildCanonicalUUID(*p)
+		if !ok {
+			return AckIDs{}, fmt.Errorf("itk: AckRequest.IDs: %q is not a UUID", *p)
+		}
+		*p = canonical
 	}
-	return ids
+	return ids, nil
 }
 
 // AckMetadata is the MESH metadata of a response: workflow
@@ -213,4 +226,18 @@ func AckMetadata(ack *Acknowledgement, originalWorkflow string, to string) MeshM
 		FileName:    ack.BundleID + "." + string(format),
 		ContentType: format.ContentType(),
 	}
+}
+
+// ackIsFHIRID checks the STU3 id type: [A-Za-z0-9\-\.]{1,64}.
+func ackIsFHIRID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

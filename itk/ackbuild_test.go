@@ -189,6 +189,8 @@ func TestBuildAckErrors(t *testing.T) {
 		"no endpoint":     func(r *AckRequest) { r.SourceEndpoint = "" },
 		"no ODS code":     func(r *AckRequest) { r.ResponderODSCode = "" },
 		"long sender ref": func(r *AckRequest) { r.SenderReference = strings.Repeat("r", 256) },
+		"responds to URN": func(r *AckRequest) { r.RespondsTo = "urn:uuid:ea7221b8-3cc0-4b11-bc95-585b056b5428" },
+		"bad fixed id":    func(r *AckRequest) { r.IDs.Bundle = "bundle" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			req := fixedAckRequest("20013", "")

@@ -84,6 +84,11 @@ func ParseAck(data []byte) (*Acknowledgement, error) {
 		// Unknown code: trust the header's response code.
 		ack.Positive, ack.Display = ack.ResponseCode == "ok", display
 	}
+	detach(&ack.Code, &ack.Display, &ack.ResponseCode, &ack.RespondsTo, &ack.SenderReference,
+		&ack.BundleID, &ack.MessageHeaderID, &ack.SourceEndpoint, &ack.SenderODSCode)
+	for i := range ack.Diagnostics {
+		ack.Diagnostics[i] = strings.Clone(ack.Diagnostics[i])
+	}
 	if ack.ResponseCode == "" {
 		ack.ResponseCode = "fatal-error"
 		if ack.Positive {
@@ -185,6 +190,9 @@ func ExtractBundleInfo(data []byte) (*BundleInfo, error) {
 	}
 	info := bundleInfo(root)
 	info.Format = f
+	detach(&info.BundleID, &info.BundleIdentifier, &info.MessageHeaderID, &info.Event,
+		&info.SenderReference, &info.SourceEndpoint, &info.SenderODSCode)
+	info.header, info.entries = nil, nil
 	return &info, nil
 }
 
@@ -232,4 +240,11 @@ func bundleInfo(root *fhir.Node) BundleInfo {
 		info.SenderODSCode = identifierValue(org, SystemODSCode)
 	}
 	return info
+}
+
+// detach copies strings that may alias the parsed input.
+func detach(ps ...*string) {
+	for _, p := range ps {
+		*p = strings.Clone(*p)
+	}
 }

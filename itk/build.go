@@ -14,7 +14,11 @@ import (
 
 // Message is a built GP Connect Send Document ITK3 message, ready to encode.
 // It holds the request's documents by reference: bytes are read only while
-// encoding, and a document given as a Reader can be encoded once.
+// encoding, and a document given as a Reader can be encoded once (so such a
+// message must not be encoded concurrently). Metadata.To and Subject carry
+// patient data: MESH headers only, never logs. Metadata.FileName and
+// ContentType describe m.Format; EncodeFormat in another format is the
+// caller's choice to label.
 type Message struct {
 	BundleID         string // message Bundle.id
 	BundleIdentifier string // message Bundle.identifier.value: key of ITK3 duplicate detection (20007); keep it to resend identically
@@ -227,7 +231,7 @@ func checkSendRequest(req *SendRequest, now time.Time) (time.Time, *RequestError
 		}
 	}
 	if req.Replaces != nil {
-		if _, err := uuid.Parse(req.Replaces.DocumentID); err != nil || len(req.Replaces.DocumentID) != 36 {
+		if _, ok := buildCanonicalUUID(req.Replaces.DocumentID); !ok {
 			problems.add("replaces.documentId", "must be the UUID of the original document")
 		}
 	}
@@ -311,7 +315,10 @@ func Build(req *SendRequest, opts BuildOptions) (*Message, error) {
 	if problems != nil {
 		return nil, problems
 	}
-	ids := resolveBuildIDs(opts.IDs, len(req.Documents))
+	ids, err := resolveBuildIDs(opts.IDs, len(req.Documents))
+	if err != nil {
+		return nil, err
+	}
 	format := req.Format
 	if format == "" {
 		format = FormatXML
@@ -335,27 +342,63 @@ func Build(req *SendRequest, opts BuildOptions) (*Message, error) {
 }
 
 // resolveBuildIDs fills every id not fixed by the caller with a random UUID.
-func resolveBuildIDs(fixed *IDs, documents int) IDs {
+// Fixed ids must be UUIDs (they become urn:uuid: fullUrls); they are
+// lower-cased to the canonical form.
+func resolveBuildIDs(fixed *IDs, documents int) (IDs, error) {
 	var ids IDs
 	if fixed != nil {
 		ids = *fixed
 		ids.Binaries = append([]string(nil), fixed.Binaries...)
 	}
-	for _, p := range []*string{&ids.Bundle, &ids.BundleIdentifier, &ids.MessageHeader, &ids.SenderOrganization,
-		&ids.DocumentBundle, &ids.Composition, &ids.Patient, &ids.Author, &ids.CareOrganization} {
-		if *p == "" {
-			*p = uuid.NewString()
-		}
-	}
 	for len(ids.Binaries) < documents {
 		ids.Binaries = append(ids.Binaries, "")
 	}
-	for i := range ids.Binaries {
-		if ids.Binaries[i] == "" {
-			ids.Binaries[i] = uuid.NewString()
-		}
+	named := []struct {
+		name string
+		p    *string
+	}{
+		{"Bundle", &ids.Bundle}, {"BundleIdentifier", &ids.BundleIdentifier}, {"MessageHeader", &ids.MessageHeader},
+		{"SenderOrganization", &ids.SenderOrganization}, {"DocumentBundle", &ids.DocumentBundle},
+		{"Composition", &ids.Composition}, {"Patient", &ids.Patient}, {"Author", &ids.Author},
+		{"CareOrganization", &ids.CareOrganization},
 	}
-	return ids
+	for i := range ids.Binaries {
+		named = append(named, struct {
+			name string
+			p    *string
+		}{"Binaries[" + strconv.Itoa(i) + "]", &ids.Binaries[i]})
+	}
+	seen := make(map[string]string, len(named))
+	for _, n := range named {
+		if *n.p == "" {
+			*n.p = uuid.NewString()
+		} else if canonical, ok := buildCanonicalUUID(*n.p); ok {
+			*n.p = canonical
+		} else {
+			return IDs{}, fmt.Errorf("itk: BuildOptions.IDs.%s is not a UUID", n.name)
+		}
+		// The bundle identifier may repeat an id; fullUrls may not (bdl-7).
+		if n.name == "BundleIdentifier" {
+			continue
+		}
+		if other, dup := seen[*n.p]; dup {
+			return IDs{}, fmt.Errorf("itk: BuildOptions.IDs.%s repeats IDs.%s", n.name, other)
+		}
+		seen[*n.p] = n.name
+	}
+	return ids, nil
+}
+
+// buildCanonicalUUID accepts only the 36-character hyphenated form.
+func buildCanonicalUUID(s string) (string, bool) {
+	if len(s) != 36 {
+		return "", false
+	}
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
 }
 
 // buildDocumentVersion is 1 for an original and 2 for a replacement unless the

@@ -215,3 +215,21 @@ func TestBuildDefaultsAndIDs(t *testing.T) {
 		t.Fatalf("fixed BundleIdentifier not kept: %v", err)
 	}
 }
+
+func TestBuildRejectsBadFixedIDs(t *testing.T) {
+	for name, ids := range map[string]*IDs{
+		"not a uuid": {Bundle: "bundle-1"},
+		"duplicate":  {Patient: "31686b67-9f20-4644-9a54-193d2f91de11", Author: "31686b67-9f20-4644-9a54-193d2f91de11"},
+		"binary":     {Binaries: []string{"x"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Build(minimalRequest(), BuildOptions{IDs: ids, Now: fixedClock}); err == nil {
+				t.Fatal("expected an error")
+			}
+		})
+	}
+	m, err := Build(minimalRequest(), BuildOptions{IDs: &IDs{Bundle: "D12DC439-CA5C-4177-BB70-4FECE88EDAB0"}, Now: fixedClock})
+	if err != nil || m.BundleID != "d12dc439-ca5c-4177-bb70-4fece88edab0" {
+		t.Fatalf("upper-case UUID not canonicalised: %v", err)
+	}
+}

@@ -180,7 +180,7 @@ func buildComposition(req *SendRequest, ids IDs, now time.Time) *wireElem {
 	var relatesTo *wireElem
 	if req.Replaces != nil {
 		relatesTo = wList("relatesTo", wPrim("code", "replaces"),
-			wComplex("targetIdentifier", wPrim("system", buildSystemUUID), wPrim("value", strings.ToLower(req.Replaces.DocumentID))))
+			wComplex("targetIdentifier", wPrim("system", buildSystemUUID), wPrim("value", buildCanonicalReplaces(req.Replaces.DocumentID))))
 	}
 	section := wList("section", wFlatten(
 		[]*wireElem{wPrim("title", primary.Title), buildSectionNarrative(req.Documents)},
@@ -322,4 +322,9 @@ func buildBinary(d *Document, id string) *wireElem {
 		wPrim("contentType", contentType),
 		&wireElem{name: "content", kind: wkBase64, doc: d},
 	)
+}
+
+func buildCanonicalReplaces(documentID string) string {
+	id, _ := buildCanonicalUUID(documentID) // validated by checkSendRequest
+	return id
 }

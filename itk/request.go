@@ -16,7 +16,7 @@ type SendRequest struct {
 	CareSetting *CareSetting `json:"careSetting,omitempty"`
 	Documents   []Document   `json:"documents"`
 	// RecipientType is "FA" (For Action) or "FI" (For Information); default FA.
-	RecipientType string `json:"recipientType,omitempty"`
+	RecipientType string `json:"recipientType,omitempty" example:"FA" enums:"FA,FI"`
 	// Recipient: empty = GP lookup by demographics (GPPROVIDER address).
 	Recipient *Recipient `json:"recipient,omitempty"`
 	// Replaces an earlier document (Composition.relatesTo replaces).
@@ -24,25 +24,25 @@ type SendRequest struct {
 	// SenderReference identifies the activity at the sender; default urn:uuid:<Composition id>.
 	SenderReference string `json:"senderReference,omitempty"`
 	// Format of the MESH payload: "xml" (default, as every published example) or "json".
-	Format Format `json:"format,omitempty"`
+	Format Format `json:"format,omitempty" example:"xml" enums:"xml,json"`
 	// Version of the document: 1, then +1 per replacement (subject template).
 	Version int `json:"version,omitempty"`
 }
 
 // Patient is the subject of the document.
 type Patient struct {
-	NHSNumber string    `json:"nhsNumber"`
-	BirthDate string    `json:"birthDate"`        // YYYY-MM-DD
-	Name      HumanName `json:"name"`             // official name
-	Gender    string    `json:"gender,omitempty"` // male | female | other | unknown
+	NHSNumber string    `json:"nhsNumber" example:"9000000009"`
+	BirthDate string    `json:"birthDate" example:"1967-01-26"`    // YYYY-MM-DD
+	Name      HumanName `json:"name"`                              // official name
+	Gender    string    `json:"gender,omitempty" example:"female"` // male | female | other | unknown
 	Address   *Address  `json:"address,omitempty"`
 }
 
 // HumanName is an official name.
 type HumanName struct {
-	Family string   `json:"family"`
-	Given  []string `json:"given,omitempty"`
-	Prefix []string `json:"prefix,omitempty"`
+	Family string   `json:"family" example:"Smith"`
+	Given  []string `json:"given,omitempty" example:"Jane"`
+	Prefix []string `json:"prefix,omitempty" example:"Mrs"`
 }
 
 // Address is a postal address.
@@ -55,9 +55,9 @@ type Address struct {
 
 // Sender is the sending organisation.
 type Sender struct {
-	ODSCode string `json:"odsCode"`
-	Name    string `json:"name"`
-	Mailbox string `json:"mailbox"` // MESH mailbox id (MessageHeader.source.endpoint, mex-From)
+	ODSCode string `json:"odsCode" example:"X26"`
+	Name    string `json:"name" example:"Demo Urgent Care Centre"`
+	Mailbox string `json:"mailbox" example:"X26ABC1"` // MESH mailbox id (MessageHeader.source.endpoint, mex-From)
 	Phone   string `json:"phone,omitempty"`
 }
 
@@ -69,7 +69,7 @@ type Author struct {
 
 // Practitioner is a healthcare professional identified by SDS user id.
 type Practitioner struct {
-	SDSUserID string    `json:"sdsUserId"`
+	SDSUserID string    `json:"sdsUserId" example:"123456789012"`
 	Name      HumanName `json:"name"`
 	Phone     string    `json:"phone,omitempty"`
 }
@@ -96,17 +96,17 @@ type Organization struct {
 
 // Code is a SNOMED CT code with its display.
 type Code struct {
-	Code    string `json:"code"`
-	Display string `json:"display"`
+	Code    string `json:"code" example:"371531000"`
+	Display string `json:"display" example:"Report of clinical encounter"`
 }
 
 // Document is one attachment; the first is the primary attachment.
 type Document struct {
-	Title       string `json:"title"`
-	Type        Code   `json:"type"`        // SNOMED, record composition type refset 1127551000000109 (first document)
-	ContentType string `json:"contentType"` // e.g. application/pdf
-	FileName    string `json:"fileName,omitempty"`
-	Data        []byte `json:"data,omitempty"` // base64 in JSON
+	Title       string `json:"title" example:"Consultation summary"`
+	Type        Code   `json:"type"`                                  // SNOMED, record composition type refset 1127551000000109 (first document)
+	ContentType string `json:"contentType" example:"application/pdf"` // e.g. application/pdf
+	FileName    string `json:"fileName,omitempty" example:"summary.pdf"`
+	Data        []byte `json:"data,omitempty" swaggertype:"string" format:"byte" example:"JVBERi0xLjQKJeLjz9MKMSAwIG9iago8PC9UeXBlL0NhdGFsb2cvUGFnZXMgMiAwIFI+PgplbmRvYmoKMiAwIG9iago8PC9UeXBlL1BhZ2VzL0tpZHNbMyAwIFJdL0NvdW50IDE+PgplbmRvYmoKMyAwIG9iago8PC9UeXBlL1BhZ2UvUGFyZW50IDIgMCBSL01lZGlhQm94WzAgMCA1OTUgODQyXT4+CmVuZG9iagp0cmFpbGVyCjw8L1Jvb3QgMSAwIFI+PgolJUVPRgo="` // base64 in JSON
 
 	// Reader streams the content instead of Data (multipart uploads); Size is
 	// its length when known (-1 otherwise). Read exactly once by Encode.

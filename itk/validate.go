@@ -16,22 +16,27 @@ type Result struct {
 	// Outcome lists every problem. Diagnostics never quote element values
 	// (they may be patient data); issue.details carries the ITK3 response
 	// code a receiving practice would return for an error.
-	Outcome *OperationOutcome
-	Valid   bool // no error or fatal issue
-	Format  Format
-	// Version is "2", or "1" when v1-era markers were seen (LocalExtension
-	// SendDocument-*, the v1 NHS number verification extension URL).
-	Version string
+	Outcome *OperationOutcome `json:"outcome"`
+	Valid   bool              `json:"valid"` // no error or fatal issue
+	Format  Format            `json:"format"`
+	// Version is "2", or "1" when a v1 LocalExtension value
+	// (SendDocument-ConsultationReport/Summary) marks a v1-era message.
+	Version string `json:"version"`
 	// Metadata is derived from a valid message (nil otherwise). It targets
 	// the v2 workflow whatever Version says. It carries patient data.
-	Metadata *MeshMetadata
+	Metadata *MeshMetadata `json:"metadata,omitempty"`
 
-	BundleIdentifier, BundleID, MessageHeaderID, SenderReference string
-	SourceEndpoint, SenderODSCode, CompositionID                 string
+	BundleIdentifier string `json:"bundleIdentifier,omitempty"`
+	BundleID         string `json:"bundleId,omitempty"`
+	MessageHeaderID  string `json:"messageHeaderId,omitempty"`
+	SenderReference  string `json:"senderReference,omitempty"`
+	SourceEndpoint   string `json:"sourceEndpoint,omitempty"`
+	SenderODSCode    string `json:"senderOdsCode,omitempty"`
+	CompositionID    string `json:"compositionId,omitempty"`
 
 	// InfAckCode is the single ITK3 infrastructure code a receiver would
 	// send back: 20013 when valid, else the most significant negative code.
-	InfAckCode string
+	InfAckCode string `json:"infAckCode"`
 }
 
 // Issue severities.
@@ -167,6 +172,11 @@ func codePriority(code string) int {
 
 func (v *validator) finish() *Result {
 	r := v.r
+	// Detach from the input (large tree values alias it).
+	for _, p := range []*string{&r.BundleIdentifier, &r.BundleID, &r.MessageHeaderID, &r.SenderReference,
+		&r.SourceEndpoint, &r.SenderODSCode, &r.CompositionID} {
+		*p = strings.Clone(*p)
+	}
 	r.Valid = true
 	best := ""
 	for _, is := range r.Outcome.Issue {

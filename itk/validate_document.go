@@ -194,7 +194,8 @@ func (v *validator) checkPatient(pt *fhir.Node) {
 		}
 		for _, e := range nhs.All("extension") {
 			if e.Str("url") == ExtNHSNumberVerificationV1 {
-				v.r.Version = "1"
+				// The CareConnect-Patient-1 URL: v1-era but not proof of a v1
+				// message, so Version is left to the LocalExtension.
 				v.warn(e.Path+".url", "v1 NHS number verification status extension URL; v2 uses "+ExtNHSNumberVerificationV2)
 			}
 		}

@@ -46,7 +46,9 @@ func hasError(r *Result, path, code string) bool {
 
 // toJSON converts an XML message with the tree encoder so each rule is
 // checked in both wire formats.
-func toJSON(t *testing.T, xml []byte) []byte {
+func toJSON(t *testing.T, xml []byte) []byte { return toJSONForBench(t, xml) }
+
+func toJSONForBench(t testing.TB, xml []byte) []byte {
 	t.Helper()
 	root, _, err := fhir.Decode(xml, fhir.XML, 0)
 	if err != nil {

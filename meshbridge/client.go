@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,10 @@ type Client struct {
 	static     http.Header
 	log        *slog.Logger
 	now        func() time.Time
+	// sendBufs and downloaders recycle per-message buffers (one chunk each)
+	// so back-to-back transfers do not re-allocate and re-zero them.
+	sendBufs    sync.Pool // *chunkBuffers
+	downloaders sync.Pool // *downloader
 }
 
 // New validates cfg and builds a Client.
@@ -165,19 +170,20 @@ type request struct {
 	url    string
 	header http.Header // extra headers; shared read-only across attempts
 	body   []byte      // re-sendable body; nil = none
+	// lostReplyStatus, when non-zero, is an error status that means success
+	// if an earlier attempt failed after it may have reached MESH: a final
+	// chunk whose 202 was lost is answered 423 "finalised" on retry.
+	lostReplyStatus int
 }
 
 // newHTTPRequest builds one attempt with a fresh token. body may be nil.
 func (c *Client) newHTTPRequest(ctx context.Context, method, target string, extra http.Header, body io.Reader, length int64) (*http.Request, error) {
-	if body == nil || length == 0 {
-		body = http.NoBody
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	req, err := http.NewRequestWithContext(ctx, method, target, requestBody(method, body, length))
 	if err != nil {
 		return nil, fmt.Errorf("meshbridge: build request: %w", err)
 	}
 	req.ContentLength = length
-	req.GetBody = nil // the transport must never replay a body on its own
+	req.GetBody = nil // the transport must never replay a request on its own
 	h := make(http.Header, len(c.static)+len(extra)+1)
 	for k, v := range c.static {
 		h[k] = v
@@ -189,6 +195,28 @@ func (c *Client) newHTTPRequest(ctx context.Context, method, target string, extr
 	req.Header = h
 	return req, nil
 }
+
+// requestBody picks the body to hand to net/http. The transport silently
+// re-sends an idempotent request (GET, HEAD) with no body when a reused
+// connection fails — with the same Authorization header, which MESH refuses
+// as a replayed token (403 "Error Duplicated Authentication Token"). A
+// non-nil body without GetBody opts out of that (documented on
+// http.Transport); for GET/HEAD net/http probes it, finds it empty and sends
+// no body. Retries are then ours alone, each with a fresh token.
+func requestBody(method string, body io.Reader, length int64) io.Reader {
+	if body != nil && length != 0 {
+		return body
+	}
+	if method == http.MethodGet || method == http.MethodHead {
+		return emptyBody{}
+	}
+	return http.NoBody
+}
+
+type emptyBody struct{}
+
+func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyBody) Close() error             { return nil }
 
 // cancelOnClose ends an attempt's deadline context once the body is closed.
 type cancelOnClose struct {
@@ -220,9 +248,17 @@ func readErrorBody(resp *http.Response) []byte {
 // must close it. Any other status becomes an *Error.
 func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	p := c.retry
+	lost := false // an earlier attempt may have been applied by MESH
 	for attempt := 1; ; attempt++ {
 		resp, err := c.once(ctx, r)
 		if err == nil && resp.StatusCode < 400 {
+			return resp, nil
+		}
+		if err == nil && lost && r.lostReplyStatus != 0 && resp.StatusCode == r.lostReplyStatus {
+			if c.log.Enabled(ctx, slog.LevelInfo) {
+				c.log.LogAttrs(ctx, slog.LevelInfo, "mesh request already applied by an earlier attempt",
+					slog.String("op", r.op), slog.Int("status", resp.StatusCode), slog.Int("attempt", attempt))
+			}
 			return resp, nil
 		}
 		var retryErr error
@@ -235,6 +271,7 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			if !retryableError(err) || attempt >= p.Attempts {
 				return nil, retryErr
 			}
+			lost = true
 		} else {
 			merr := newError(resp.StatusCode, resp.Header, readErrorBody(resp))
 			if !p.retryableStatus(resp.StatusCode) || attempt >= p.Attempts {

@@ -48,7 +48,11 @@ func (c *Client) Download(ctx context.Context, messageID string, w io.Writer) (*
 	if meta.TotalChunks == 0 {
 		meta.TotalChunks = total
 	}
-	d := &downloader{buf: make([]byte, 256<<10)}
+	d, _ := c.downloaders.Get().(*downloader)
+	if d == nil {
+		d = &downloader{buf: make([]byte, 256<<10)}
+	}
+	defer c.downloaders.Put(d)
 	if err := d.copyChunk(resp, 1, total, w); err != nil {
 		return meta, err
 	}

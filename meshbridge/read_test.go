@@ -246,3 +246,31 @@ func TestParseTimestamp(t *testing.T) {
 		t.Error("garbage parsed")
 	}
 }
+
+// When a reused keep-alive connection dies after MESH has seen a GET,
+// net/http would replay the request with the same token, which MESH refuses
+// as a duplicate. Every retry must carry a fresh token.
+func TestRetriedGetNeverReplaysToken(t *testing.T) {
+	tokens := newTokenChecker()
+	var hits atomic.Int64
+	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !tokens.check(r) {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		if hits.Add(1) == 2 { // seen and authenticated, then the reply is lost
+			conn, _, _ := http.NewResponseController(w).Hijack()
+			_ = conn.Close()
+			return
+		}
+		_, _ = w.Write([]byte(`{"message_id":"MSG1","status":"accepted"}`))
+	}), nil)
+	for i := range 2 {
+		if _, err := c.Track(context.Background(), "MSG1"); err != nil {
+			t.Fatalf("Track %d: %v", i, err)
+		}
+	}
+	if hits.Load() != 3 || tokens.bad.Load() != 0 {
+		t.Fatalf("hits=%d bad tokens=%d: a token was replayed", hits.Load(), tokens.bad.Load())
+	}
+}

@@ -72,6 +72,15 @@ type chunkBuffers struct {
 	level int
 }
 
+func (c *Client) getBuffers() *chunkBuffers {
+	if b, ok := c.sendBufs.Get().(*chunkBuffers); ok {
+		return b
+	}
+	return &chunkBuffers{level: c.level}
+}
+
+func (c *Client) putBuffers(b *chunkBuffers) { c.sendBufs.Put(b) }
+
 func (b *chunkBuffers) rawBuf(n int64) []byte {
 	if int64(cap(b.raw)) < n {
 		b.raw = make([]byte, n)
@@ -165,7 +174,8 @@ func (c *Client) Send(ctx context.Context, opts SendOptions, body io.Reader, siz
 	if c.compress {
 		hdr[hdrContentEncoding] = []string{encodingGzip}
 	}
-	bufs := &chunkBuffers{level: c.level}
+	bufs := c.getBuffers()
+	defer c.putBuffers(bufs)
 	id, err := c.sendFirst(ctx, hdr, body, chunkLen(1, size, cs), n == 1, bufs)
 	if err != nil {
 		return SendResult{}, err
@@ -198,7 +208,8 @@ func (c *Client) ContinueSend(ctx context.Context, messageID string, fromChunk i
 		return SendResult{MessageID: messageID}, &ValidationError{Field: "fromChunk",
 			Reason: "must be between 2 and the chunk count " + strconv.Itoa(n)}
 	}
-	bufs := &chunkBuffers{level: c.level}
+	bufs := c.getBuffers()
+	defer c.putBuffers(bufs)
 	done, err := c.sendRemaining(ctx, messageID, fromChunk, n, cs, size, body, bufs)
 	return SendResult{MessageID: messageID, Chunks: done}, err
 }
@@ -215,7 +226,8 @@ func (c *Client) SendChunk(ctx context.Context, messageID string, chunk, total i
 	if len(data) == 0 {
 		return &ValidationError{Field: "data", Reason: "must not be empty"}
 	}
-	bufs := &chunkBuffers{level: c.level}
+	bufs := c.getBuffers()
+	defer c.putBuffers(bufs)
 	return c.sendChunk(ctx, messageID, chunk, total, data, compress, bufs)
 }
 
@@ -245,18 +257,22 @@ func (c *Client) sendChunk(ctx context.Context, id string, k, n int, data []byte
 		}
 		hdr[hdrContentEncoding] = []string{encodingGzip}
 	}
-	resp, err := c.do(ctx, request{
+	r := request{
 		op:     "send chunk",
 		method: http.MethodPost,
 		url:    c.mbxPath + "/outbox/" + url.PathEscape(id) + "/" + strconv.Itoa(k),
 		header: hdr,
 		body:   payload,
-	})
+	}
+	if k == n {
+		r.lostReplyStatus = http.StatusLocked
+	}
+	resp, err := c.do(ctx, r)
 	if err != nil {
 		return &ChunkError{MessageID: id, Chunk: k, Total: n, Err: err}
 	}
 	drainClose(resp.Body)
-	if resp.StatusCode/100 != 2 {
+	if resp.StatusCode/100 != 2 && resp.StatusCode != r.lostReplyStatus {
 		return &ChunkError{MessageID: id, Chunk: k, Total: n, Err: newError(resp.StatusCode, resp.Header, nil)}
 	}
 	return nil
@@ -337,10 +353,7 @@ func (c *Client) sendFirst(ctx context.Context, hdr http.Header, body io.Reader,
 // newOwnedRequest is newHTTPRequest for a header map used by one request
 // only: static headers and the token are added into it instead of copying.
 func (c *Client) newOwnedRequest(ctx context.Context, method, target string, h http.Header, body io.Reader, length int64) (*http.Request, error) {
-	if body == nil || length == 0 {
-		body = http.NoBody
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	req, err := http.NewRequestWithContext(ctx, method, target, requestBody(method, body, length))
 	if err != nil {
 		return nil, fmt.Errorf("meshbridge: build request: %w", err)
 	}

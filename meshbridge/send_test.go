@@ -20,8 +20,8 @@ type fakeOutbox struct {
 	t      testing.TB
 	tokens *tokenChecker
 	mu     sync.Mutex
-	posts  map[string]int    // path → number of POSTs received
-	chunks map[int][]byte    // chunk number → decoded body of the accepted upload
+	posts  map[string]int // path → number of POSTs received
+	chunks map[int][]byte // chunk number → decoded body of the accepted upload
 	hdrs   map[int]http.Header
 	script func(path string, n int) string // "" ok, "503", "reset", "417", "504"
 	order  []string

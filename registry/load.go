@@ -507,6 +507,9 @@ func validateJWKS(raw json.RawMessage, algorithms []string) []string {
 			p = append(p, label+" contains private or symmetric key material: register the public key only")
 			continue
 		}
+		if k.USE != "" && k.USE != jwkset.UseSig {
+			p = append(p, fmt.Sprintf("%s: use is %q, must be \"sig\"", label, k.USE))
+		}
 		if k.KID == "" {
 			p = append(p, label+" has no kid (JWTs must name their key)")
 		} else if kids[k.KID] {

@@ -146,6 +146,7 @@ func TestParseReportsEachProblem(t *testing.T) {
 			[]string{"private or symmetric key material"}},
 		{"symmetric key in JWKS", doc(oneMailbox, jwksLine(`{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`)), nil,
 			[]string{"private or symmetric key material"}},
+		{"encryption key", doc(oneMailbox, jwksLine(strings.Replace(testJWKS, `"kid":"k1",`, `"kid":"k1","use":"enc",`, 1))), nil, []string{`use is "enc"`}},
 		{"kid missing", doc(oneMailbox, jwksLine(strings.Replace(testJWKS, `"kid":"k1",`, "", 1))), nil, []string{"has no kid"}},
 		{"EC key but RS512 only", doc(oneMailbox, jwksLine(`{"keys":[{"kty":"EC","kid":"e","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`)), nil,
 			[]string{"no key in jwks can verify the allowed algorithms"}},

@@ -16,7 +16,9 @@ func (s *Store) upload(ctx context.Context, key string, r io.Reader) (int64, err
 	if r == nil {
 		r = eofReader{}
 	}
-	buf := make([]byte, s.chunk)
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	buf := *bp
 	var total int64
 	first := true
 	for {

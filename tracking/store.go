@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -77,6 +78,7 @@ type Store struct {
 	now   func() time.Time
 	chunk int
 	keep  bool
+	bufs  sync.Pool // *[]byte of chunk bytes: upload buffers reused across requests
 }
 
 // NewStore builds a Store on rdb (a single node, Sentinel or Cluster client).
@@ -91,6 +93,7 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 	if s.chunk <= 0 {
 		s.chunk = defaultChunk
 	}
+	s.bufs.New = func() any { b := make([]byte, s.chunk); return &b }
 	return s
 }
 

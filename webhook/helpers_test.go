@@ -3,10 +3,10 @@ package webhook
 import (
 	"context"
 	"encoding/base64"
-	"strconv"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -191,8 +191,6 @@ func (e *env) publish(clientID, messageID string, seq int, typ string, extra ...
 	}
 	return eventID
 }
-
-
 
 // waitFor polls cond for up to 20 s (a bound for a stuck test, not a timing
 // assertion).

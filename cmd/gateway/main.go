@@ -13,6 +13,19 @@ import (
 	"syscall"
 )
 
+// @title                       MESH Gateway API
+// @version                     1.0
+// @description                 Send a clinical document (usually a PDF) into a patient's GP record: the gateway wraps it in a
+// @description                 GP Connect Send Document ITK3 message, sends it through NHS MESH to the patient's registered
+// @description                 practice, and reports every state and acknowledgement by polling or signed webhooks.
+// @description                 Authenticate every request with a short-lived JWT signed with your registered key
+// @description                 (RS512; iss = sub = your client id; aud = this gateway; exp at most 5 minutes ahead; unique jti).
+// @description                 In the embedded demo, GET /demo/token returns a fresh one.
+// @BasePath                    /
+// @securityDefinitions.apikey  BearerAuth
+// @in                          header
+// @name                        Authorization
+// @description                 "Bearer " followed by your signed JWT.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)

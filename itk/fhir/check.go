@@ -6,7 +6,8 @@ import (
 
 // Decode reads data in the given format and checks it against the STU3
 // schema. err is non-nil only when the input is not well-formed; issues
-// holds every FHIR-level problem at once.
+// holds every FHIR-level problem at once. Large values (attachments) share
+// memory with data: do not modify data while the tree is in use.
 func Decode(data []byte, f Format, maxDepth int) (*Node, []Issue, error) {
 	var root *Node
 	var err error
@@ -25,7 +26,8 @@ func Decode(data []byte, f Format, maxDepth int) (*Node, []Issue, error) {
 }
 
 // Parse reads data without checking it (for lenient readers such as ITK3
-// acknowledgement parsing). Paths are still filled in.
+// acknowledgement parsing). Paths are still filled in. Like Decode, large
+// values share memory with data.
 func Parse(data []byte, f Format, maxDepth int) (*Node, error) {
 	var root *Node
 	var err error
@@ -96,12 +98,16 @@ func (c *checker) resource(n *Node, path string) {
 
 // setPaths fills Path on an unchecked subtree so callers can still report.
 func (c *checker) setPaths(n *Node, path string) {
-	counts := map[string]int{}
+	total := map[string]int{}
+	for _, ch := range n.Children {
+		total[ch.Name]++
+	}
+	seen := map[string]int{}
 	for _, ch := range n.Children {
 		p := path + "." + ch.Name
-		if ch.InArray || len(n.All(ch.Name)) > 1 {
-			p += "[" + strconv.Itoa(counts[ch.Name]) + "]"
-			counts[ch.Name]++
+		if ch.InArray || total[ch.Name] > 1 {
+			p += "[" + strconv.Itoa(seen[ch.Name]) + "]"
+			seen[ch.Name]++
 		}
 		ch.Path = p
 		if r := ch.Resource(); r != nil && len(ch.Children) == 1 && ch.Kind == KindNone {
@@ -117,7 +123,7 @@ func (c *checker) complex(n *Node, t *typeDef, path string) {
 	if n.Kind != KindNone {
 		c.add("error", "structure", path, "element of type "+t.name+" must not have a value")
 	}
-	if len(n.Children) == 0 {
+	if len(n.Children) == 0 && !t.resource {
 		c.add("error", "structure", path, "element has no content (FHIR ele-1)")
 	}
 	counts := make([]int, len(t.elems))

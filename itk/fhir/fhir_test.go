@@ -119,6 +119,8 @@ func TestStrictSTU3(t *testing.T) {
 			`<Patient xmlns="http://hl7.org/fhir"><gender value="male"/><gender value="female"/></Patient>`},
 		{"wrong namespace", "Patient", "structure", XML,
 			`<Patient xmlns="http://hl7.org/fhir/wrong"><active value="true"/></Patient>`},
+		{"unknown attribute", "Patient.gender", "structure", XML,
+			`<Patient xmlns="http://hl7.org/fhir"><gender value="male" lang="en"/></Patient>`},
 		{"no namespace", "Patient", "structure", XML,
 			`<Patient><active value="true"/></Patient>`},
 		{"integer out of range", "Patient.multipleBirthInteger", "value", JSON,
@@ -201,6 +203,13 @@ func TestUnreadableAndUnsafeInput(t *testing.T) {
 				t.Errorf("error leaks input: %v", err)
 			}
 		})
+	}
+}
+
+func TestXSIAttributesIgnored(t *testing.T) {
+	_, issues, err := Decode([]byte(`<Patient xmlns="http://hl7.org/fhir" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://hl7.org/fhir patient.xsd"><active value="true"/></Patient>`), XML, 0)
+	if err != nil || len(issues) != 0 {
+		t.Fatalf("err %v issues %+v", err, issues)
 	}
 }
 

@@ -2,6 +2,7 @@ package fhir
 
 import (
 	"bytes"
+	"encoding/binary"
 	"unicode/utf8"
 )
 
@@ -417,23 +418,32 @@ func (p *jsonParser) str() (string, error) {
 	d := p.data
 	start := p.pos + 1
 	i := start
-	for i < len(d) {
-		c := d[i]
-		if c == '"' {
-			p.pos = i + 1
-			return string(d[start:i]), nil
+	for {
+		// Eight bytes at a time until a word may hold a quote, backslash or
+		// control character; then look at that word byte by byte.
+		for i+8 <= len(d) && !specialInWord(binary.LittleEndian.Uint64(d[i:])) {
+			i += 8
 		}
-		if c == '\\' {
-			return p.strSlow(start)
+		end := min(i+8, len(d))
+		for ; i < end; i++ {
+			c := d[i]
+			if c == '"' {
+				p.pos = i + 1
+				return bytesToString(d[start:i]), nil
+			}
+			if c == '\\' {
+				return p.strSlow(start)
+			}
+			if c < 0x20 {
+				p.pos = i
+				return "", p.fail("control character in string")
+			}
 		}
-		if c < 0x20 {
+		if i >= len(d) {
 			p.pos = i
-			return "", p.fail("control character in string")
+			return "", p.fail("unterminated string")
 		}
-		i++
 	}
-	p.pos = i
-	return "", p.fail("unterminated string")
 }
 
 func (p *jsonParser) strSlow(start int) (string, error) {
@@ -517,4 +527,17 @@ func hex4(b []byte) (rune, int) {
 		}
 	}
 	return r, 4
+}
+
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
+
+// specialInWord reports whether any byte of w may be '"', '\\' or < 0x20
+// (SWAR; false positives only cost a trip through the byte loop).
+func specialInWord(w uint64) bool {
+	hasZero := func(x uint64) uint64 { return (x - swarOnes) & ^x & swarHigh }
+	less20 := (w - swarOnes*0x20) & ^w & swarHigh
+	return less20|hasZero(w^(swarOnes*'"'))|hasZero(w^(swarOnes*'\\')) != 0
 }

@@ -3,6 +3,7 @@ package fhir
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -10,6 +11,7 @@ import (
 const (
 	NamespaceFHIR  = "http://hl7.org/fhir"
 	NamespaceXHTML = "http://www.w3.org/1999/xhtml"
+	namespaceXSI   = "http://www.w3.org/2001/XMLSchema-instance"
 )
 
 type nsBinding struct{ prefix, uri string }
@@ -131,6 +133,10 @@ func (p *xmlParser) name() (string, error) {
 	return string(p.data[start:p.pos]), nil
 }
 
+// maxAttributes bounds attributes per element (FHIR uses at most four:
+// value, id, url, xmlns), keeping the duplicate check cheap.
+const maxAttributes = 32
+
 type xmlAttr struct {
 	name, value string
 	off         int
@@ -182,6 +188,10 @@ func (p *xmlParser) startTag() (name string, attrs []xmlAttr, empty bool, err er
 		if v, err = p.attrValue(); err != nil {
 			return
 		}
+		if len(attrs) >= maxAttributes {
+			err = p.fail("too many attributes")
+			return
+		}
 		for _, a := range attrs {
 			if a.name == an {
 				err = p.fail("duplicate attribute")
@@ -213,8 +223,9 @@ func (p *xmlParser) attrValue() (string, error) {
 		return "", p.fail("'<' in an attribute value")
 	}
 	p.pos = start + end + 1
-	if bytes.IndexByte(seg, '&') < 0 && bytes.IndexAny(seg, "\t\n\r") < 0 {
-		return string(seg), nil
+	if bytes.IndexByte(seg, '&') < 0 && bytes.IndexByte(seg, '\n') < 0 &&
+		bytes.IndexByte(seg, '\t') < 0 && bytes.IndexByte(seg, '\r') < 0 {
+		return bytesToString(seg), nil
 	}
 	out, err := unescapeXML(seg, true)
 	if err != nil {
@@ -362,6 +373,9 @@ func (p *xmlParser) element(depth int) (*Node, error) {
 		default:
 			if len(a.name) > 6 && a.name[:6] == "xmlns:" {
 				continue
+			}
+			if uri, _, ok := p.resolve(a.name); ok && uri == namespaceXSI && strings.Contains(a.name, ":") {
+				continue // xsi:schemaLocation and friends carry no data
 			}
 			if n.problem == "" {
 				n.problem = "unknown attribute " + a.name

@@ -269,7 +269,11 @@ func (s *Server) Message(id string) (MessageInfo, []byte, bool) {
 		return MessageInfo{}, nil, false
 	}
 	info := m.info()
-	chunks := m.chunks
+	// Copy the slice header array: chunk uploads may fill other slots concurrently.
+	var chunks [][]byte
+	if m.chunks != nil {
+		chunks = append(make([][]byte, 0, len(m.chunks)), m.chunks...)
+	}
 	enc := m.contentEncoding
 	s.mu.Unlock()
 	if chunks == nil || info.MessageType != TypeData {

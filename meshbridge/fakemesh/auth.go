@@ -32,8 +32,11 @@ const (
 	// token can never be both inside the window and forgotten.
 	replayKeep = tokenWindow + 10*time.Minute
 	// replayMaxPerGeneration bounds memory: two generations of at most this
-	// many 32-byte keys (~100 MB worst case at sustained multi-kHz load).
-	replayMaxPerGeneration = 1 << 20
+	// many 32-byte keys (~20 MB each). Under sustained load above
+	// replayMaxPerGeneration/replayKeep (~66 req/s) a token replayed much
+	// later than it was first used may go unnoticed; immediate replays
+	// (the realistic bug) are always caught.
+	replayMaxPerGeneration = 1 << 19
 )
 
 type token struct {

@@ -121,7 +121,7 @@ func DefaultConfig() Config {
 			{NHSNumber: "9000000009", BirthDate: "19670126", Surname: "SMITH", Mailbox: "X26GP001"},
 			{NHSNumber: "9000000017", BirthDate: "20010214", Surname: "JONES", Mailbox: "X26GP001"},
 			{NHSNumber: "9000000025", BirthDate: "19550109", Surname: "MOWERS", Mailbox: "X26GP002"},
-			{NHSNumber: "9000000033", BirthDate: "19800101", Surname: "TAYLOR"},                     // no practice mailbox: EPL-151
+			{NHSNumber: "9000000033", BirthDate: "19800101", Surname: "TAYLOR"},                        // no practice mailbox: EPL-151
 			{NHSNumber: "9000000041", BirthDate: "19900505", Surname: "BROWN", LookupError: "EPL-150"}, // forced: multiple mailboxes
 		},
 	}

@@ -341,7 +341,7 @@ func (s *Server) deliverLocked(m *message) {
 }
 
 type reportSpec struct {
-	to, code, event, desc, status     string
+	to, code, event, desc, status        string
 	linkedID, workflow, localID, subject string
 	fileName                             string
 }

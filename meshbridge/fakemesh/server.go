@@ -19,10 +19,10 @@ type Server struct {
 	inboxTTL  time.Duration
 	msgTTL    time.Duration
 
-	mailboxes map[string]*mailboxInfo // immutable after New
+	mailboxes    map[string]*mailboxInfo // immutable after New
 	mailboxOrder []string
-	workflows map[string]*workflowInfo // immutable after New
-	patients  map[string]Patient       // by NHS number; immutable after New
+	workflows    map[string]*workflowInfo // immutable after New
+	patients     map[string]Patient       // by NHS number; immutable after New
 
 	replay *replayCache
 	faults *faultInjector
@@ -440,9 +440,9 @@ type Stats struct {
 }
 
 type statCounters struct {
-	byRoute                                           [numRoutes][600]atomic.Int64
+	byRoute                                            [numRoutes][600]atomic.Int64
 	sends, chunks, delivered, downloads, acks, reports atomic.Int64
-	faultErrors, faultDrops                           atomic.Int64
+	faultErrors, faultDrops                            atomic.Int64
 }
 
 func (sc *statCounters) record(r route, status int) {

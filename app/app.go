@@ -1,0 +1,369 @@
+// Package app assembles the gateway from its parts — Redis store, MESH
+// clients, outbox worker, inbox collector, webhooks, HTTP API — and runs it.
+// The embedded demo (no Redis, no MESH configured) lives in embedded.go.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/meshgateway/gateway/api"
+	"github.com/meshgateway/gateway/auth"
+	"github.com/meshgateway/gateway/collector"
+	"github.com/meshgateway/gateway/config"
+	"github.com/meshgateway/gateway/internal/redisconn"
+	"github.com/meshgateway/gateway/meshbridge"
+	"github.com/meshgateway/gateway/outbox"
+	"github.com/meshgateway/gateway/registry"
+	"github.com/meshgateway/gateway/telemetry"
+	"github.com/meshgateway/gateway/tracking"
+	"github.com/meshgateway/gateway/webhook"
+)
+
+// Version is the gateway version reported in mex-ClientVersion and traces.
+const Version = "0.1.0"
+
+// Options are the inputs of New. Listeners are optional (tests pass :0 ones).
+type Options struct {
+	Config        *config.Config
+	Getenv        func(string) string
+	Stdout        io.Writer
+	Logger        *slog.Logger
+	Listener      net.Listener
+	AdminListener net.Listener
+	// Tuning overrides for tests (zero = production defaults).
+	Tuning Tuning
+}
+
+// Tuning holds intervals that tests and the embedded demo shorten.
+type Tuning struct {
+	InboxInterval    time.Duration
+	TrackSchedule    []time.Duration
+	SendBackoff      []time.Duration
+	WebhookSchedule  []time.Duration
+	OverdueScan      time.Duration
+	WorkerPoll       time.Duration
+	OutboxClaimIdle  time.Duration
+	Consumer         string
+	OutboxConcurrency int
+}
+
+// App is a running gateway.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	rdb      redis.UniversalClient
+	reg      *registry.Registry
+	store    *tracking.Store
+	handler  http.Handler
+	metrics  *telemetry.Metrics
+	tracing  *telemetry.Tracing
+	meshes   map[string]*meshbridge.Client
+	workers  []func(ctx context.Context) error
+	closers  []func()
+	ln       net.Listener
+	adminLn  net.Listener
+	demo     *demo
+	webhooks *webhook.Dispatcher
+	Collector *collector.Collector
+}
+
+// New wires every component. Nothing runs until Run.
+func New(ctx context.Context, o Options) (a *App, err error) {
+	cfg := o.Config
+	a = &App{cfg: cfg, meshes: map[string]*meshbridge.Client{}}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	a.log = o.Logger
+	if a.log == nil {
+		a.log = NewLogger(cfg, o.Stdout)
+	}
+	a.metrics = telemetry.NewMetrics()
+	a.tracing, err = telemetry.SetupTracing(ctx, cfg.OTLPEndpoint, "mesh-gateway", Version)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry.SetupTracing: %w", err)
+	}
+	a.closers = append(a.closers, func() { _ = a.tracing.Shutdown(context.Background()) })
+
+	consumer := o.Tuning.Consumer
+	if consumer == "" {
+		host, _ := os.Hostname()
+		consumer = host + "-" + uuid.NewString()[:8]
+	}
+
+	if cfg.Embedded() {
+		a.demo, err = startDemo(ctx, cfg, a.log, o.Stdout)
+		if err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, a.demo.close)
+		a.reg = a.demo.registry
+		a.rdb = a.demo.rdb
+		o.Tuning = a.demo.tuning(o.Tuning)
+	} else {
+		a.reg, err = loadRegistry(cfg, o.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		var kind string
+		a.rdb, kind, err = redisconn.Open(cfg.RedisURL)
+		if err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, func() { _ = a.rdb.Close() })
+		a.log.Info("redis configured", "mode", kind)
+	}
+
+	a.store = tracking.NewStore(a.rdb, tracking.StoreOptions{TTL: cfg.RetentionTTL})
+	if warning, err := a.store.CheckDurability(ctx); err != nil {
+		a.log.Warn("could not check Redis persistence settings", "error", err)
+	} else if warning != "" {
+		a.log.Warn("REDIS DURABILITY WARNING: acknowledged messages could be lost", "detail", warning)
+	}
+
+	for i := range a.reg.Mailboxes {
+		mb := &a.reg.Mailboxes[i]
+		c, err := a.newMeshClient(mb, cfg)
+		if err != nil {
+			return nil, err
+		}
+		a.meshes[strings.ToUpper(mb.ID)] = c
+	}
+
+	verifier, err := auth.NewVerifier(a.reg, a.reg.Audience, auth.NewRedisReplayStore(a.rdb, ""), auth.Options{Logger: a.log})
+	if err != nil {
+		return nil, fmt.Errorf("auth.NewVerifier: %w", err)
+	}
+
+	worker := outbox.NewWorker(a.store, a.rdb, senders(a.meshes), outbox.Config{
+		Consumer: consumer, Concurrency: o.Tuning.OutboxConcurrency, ChunkSize: cfg.MeshChunkSize,
+		Backoff: o.Tuning.SendBackoff, TrackSchedule: o.Tuning.TrackSchedule, PollInterval: o.Tuning.WorkerPoll,
+		ClaimIdle: o.Tuning.OutboxClaimIdle, Logger: a.log.With("component", "outbox"),
+	})
+	a.workers = append(a.workers, worker.Run)
+
+	var inboxes []collector.Inbox
+	for _, c := range a.meshes {
+		inboxes = append(inboxes, c)
+	}
+	interval := o.Tuning.InboxInterval
+	if interval == 0 {
+		interval = cfg.InboxPollInterval
+	}
+	a.Collector = collector.New(a.rdb, a.store, inboxes, collector.Config{
+		Consumer: consumer, Interval: interval, Logger: a.log.With("component", "collector"), Observer: a.metrics,
+	})
+	a.workers = append(a.workers, a.Collector.Run)
+
+	watcher := collector.NewOverdueWatcher(a.rdb, a.store, collector.OverdueConfig{
+		Consumer: consumer, InfAckDeadline: cfg.InfAckDeadline, BusAckDeadline: cfg.BusAckDeadline,
+		ScanInterval: o.Tuning.OverdueScan, Logger: a.log.With("component", "ackwatch"),
+	})
+	a.workers = append(a.workers, watcher.Run)
+
+	a.webhooks = webhook.NewDispatcher(a.rdb, subscriptions{a.reg}, webhook.Config{
+		Consumer: consumer, Schedule: o.Tuning.WebhookSchedule, Logger: a.log.With("component", "webhook"), Metrics: a.metrics,
+	})
+	a.workers = append(a.workers, a.webhooks.Run)
+
+	if a.demo != nil {
+		a.workers = append(a.workers, a.demo.practicesRun)
+	}
+
+	a.registerGauges()
+	a.handler = a.router(verifier)
+
+	a.ln, a.adminLn = o.Listener, o.AdminListener
+	if a.ln == nil {
+		if a.ln, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))); err != nil {
+			return nil, fmt.Errorf("net.Listen api: %w", err)
+		}
+	}
+	if a.adminLn == nil {
+		if a.adminLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.AdminPort))); err != nil {
+			_ = a.ln.Close()
+			return nil, fmt.Errorf("net.Listen admin: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// Handler is the API handler (tests drive it with httptest).
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Store exposes the tracking store (tests).
+func (a *App) Store() *tracking.Store { return a.store }
+
+// Redis exposes the Redis client (tests).
+func (a *App) Redis() redis.UniversalClient { return a.rdb }
+
+// URL is the API base URL.
+func (a *App) URL() string { return "http://" + a.ln.Addr().String() }
+
+// AdminURL is the metrics base URL.
+func (a *App) AdminURL() string { return "http://" + a.adminLn.Addr().String() }
+
+// Demo returns the embedded demo (nil outside it).
+func (a *App) Demo() *DemoInfo {
+	if a.demo == nil {
+		return nil
+	}
+	return a.demo.info(a.URL())
+}
+
+func (a *App) router(verifier *auth.Verifier) http.Handler {
+	opts := api.Options{
+		Logger: a.log, Auth: authenticator{verifier}, Store: a.store, Resolver: resolver{a.meshes},
+		Deliveries: deliveries{a.webhooks}, MaxBodyBytes: a.cfg.MaxBodyBytes, RecommendedBytes: a.cfg.RecommendedBytes,
+		Ready:      []api.ReadyCheck{{Name: "redis", Check: func(ctx context.Context) error { return redisconn.Ping(ctx, a.rdb) }}},
+		Middleware: []gin.HandlerFunc{a.metrics.GinMiddleware},
+		Extra: func(r *gin.Engine) {
+			registerDocs(r)
+			if a.demo != nil {
+				a.demo.routes(r)
+			}
+		},
+	}
+	return otelhttp.NewHandler(api.NewRouter(opts), "mesh-gateway",
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeName(r) }))
+}
+
+// routeName keeps ids out of span names.
+func routeName(r *http.Request) string {
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/v1/messages/") {
+		return "/v1/messages/{id}"
+	}
+	return p
+}
+
+// Run serves until ctx ends, then shuts down gracefully: stop accepting,
+// finish in-flight requests (30 s), stop workers, close Redis.
+func (a *App) Run(ctx context.Context) error {
+	defer a.close()
+	api := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	adminMux := http.NewServeMux()
+	adminMux.Handle("/metrics", a.metrics.Handler())
+	adminMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	admin := &http.Server{Handler: adminMux, ReadHeaderTimeout: 10 * time.Second}
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, run := range a.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(workCtx); err != nil && workCtx.Err() == nil {
+				a.log.Error("background worker stopped", "error", err)
+			}
+		}()
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- api.Serve(a.ln) }()
+	go func() { errc <- admin.Serve(a.adminLn) }()
+	a.log.Info("gateway listening", "api", a.URL(), "metrics", a.AdminURL()+"/metrics", "embedded", a.demo != nil)
+	if a.demo != nil {
+		a.demo.printBanner(a.URL())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.log.Info("shutting down")
+	shCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = api.Shutdown(shCtx)
+	_ = admin.Shutdown(shCtx)
+	stopWork()
+	wg.Wait()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("http.Serve: %w", serveErr)
+	}
+	return nil
+}
+
+func (a *App) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}
+
+func loadRegistry(cfg *config.Config, getenv func(string) string) (*registry.Registry, error) {
+	var reg *registry.Registry
+	var err error
+	if cfg.GatewayConfig != "" {
+		reg, err = registry.Load(cfg.GatewayConfig, getenv)
+		if err != nil {
+			return nil, fmt.Errorf("registry.Load: %w", err)
+		}
+	} else {
+		reg, err = registry.Parse([]byte("{}"), getenv)
+		if err != nil {
+			return nil, fmt.Errorf("registry.Parse: %w", err)
+		}
+	}
+	if err := reg.ApplyMeshEnv(getenv); err != nil {
+		return nil, fmt.Errorf("registry.ApplyMeshEnv: %w", err)
+	}
+	if cfg.Audience != "" {
+		reg.Audience = cfg.Audience
+	}
+	if reg.Audience == "" {
+		return nil, errors.New("no JWT audience: set GATEWAY_AUDIENCE or 'audience' in GATEWAY_CONFIG")
+	}
+	if len(reg.Mailboxes) == 0 {
+		return nil, errors.New("no MESH mailbox configured: set MESH_* variables or 'mailboxes' in GATEWAY_CONFIG")
+	}
+	return reg, nil
+}
+
+func (a *App) newMeshClient(mb *registry.Mailbox, cfg *config.Config) (*meshbridge.Client, error) {
+	var tlsCfg *tls.Config
+	if mb.ClientCert != "" || mb.CACert != "" {
+		t, err := meshbridge.LoadTLSConfig(mb.ClientCert, mb.ClientKey, mb.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("meshbridge.LoadTLSConfig %s: %w", mb.ID, err)
+		}
+		tlsCfg = t
+	}
+	chunk := mb.ChunkSize
+	if chunk == 0 {
+		chunk = cfg.MeshChunkSize
+	}
+	c, err := meshbridge.New(meshbridge.Config{
+		BaseURL: mb.URL, MailboxID: mb.ID, Password: mb.Password, SharedKey: mb.SharedKey, TLS: tlsCfg,
+		ChunkSize: chunk, Compress: true, ClientName: "mesh-gateway", ClientVersion: Version,
+		Logger: a.log.With("component", "meshbridge"), WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+			return otelhttp.NewTransport(a.metrics.MeshTransport(rt),
+				otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+					return "MESH " + telemetry.MeshOperation(r.Method, r.URL.Path)
+				}))
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("meshbridge.New %s: %w", mb.ID, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,53 @@
+// Package redisconn opens a go-redis UniversalClient from a REDIS_URL that
+// may name a single server, a Sentinel-managed primary or a Cluster.
+package redisconn
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Open parses the URL and connects:
+//   - redis://[:pw@]host:6379/0                         single server
+//   - redis://[:pw@]sentinel1:26379/0?master_name=mymaster&addr=sentinel2:26379   Sentinel
+//   - redis://[:pw@]node1:6379?addr=node2:6379&addr=node3:6379 (or ?cluster=true)    Cluster
+//
+// rediss:// enables TLS in every form.
+func Open(raw string) (redis.UniversalClient, string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("url.Parse REDIS_URL: %w", err)
+	}
+	q := u.Query()
+	switch {
+	case q.Get("master_name") != "":
+		opts, err := redis.ParseFailoverURL(raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("redis.ParseFailoverURL: %w", err)
+		}
+		return redis.NewFailoverClient(opts), "sentinel", nil
+	case q.Has("addr") || strings.EqualFold(q.Get("cluster"), "true"):
+		q.Del("cluster")
+		u.RawQuery = q.Encode()
+		opts, err := redis.ParseClusterURL(u.String())
+		if err != nil {
+			return nil, "", fmt.Errorf("redis.ParseClusterURL: %w", err)
+		}
+		return redis.NewClusterClient(opts), "cluster", nil
+	default:
+		opts, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("redis.ParseURL: %w", err)
+		}
+		return redis.NewClient(opts), "standalone", nil
+	}
+}
+
+// Ping checks the connection (readiness).
+func Ping(ctx context.Context, rdb redis.UniversalClient) error {
+	return rdb.Ping(ctx).Err()
+}

@@ -1,0 +1,626 @@
+package outbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/meshgateway/gateway/meshbridge"
+	"github.com/meshgateway/gateway/tracking"
+)
+
+// clock is a test clock the worker and store share.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type sendCall struct {
+	opts meshbridge.SendOptions
+	body []byte
+	size int64
+	from int
+	mesh string
+}
+
+// fakeSender is a scripted MeshSender that records every call.
+type fakeSender struct {
+	mu        sync.Mutex
+	sends     []sendCall
+	continues []sendCall
+	tracks    int
+	// send answers call n (0-based); nil = success with id "MESH-<n>".
+	send     func(ctx context.Context, n int) (meshbridge.SendResult, error)
+	cont     func(n int) (meshbridge.SendResult, error)
+	track    func(n int) (*meshbridge.Tracking, error)
+	inflight int
+	maxIn    int
+	hold     time.Duration
+}
+
+func (f *fakeSender) enter() {
+	f.mu.Lock()
+	f.inflight++
+	f.maxIn = max(f.maxIn, f.inflight)
+	f.mu.Unlock()
+}
+
+func (f *fakeSender) leave() { f.mu.Lock(); f.inflight--; f.mu.Unlock() }
+
+func (f *fakeSender) Send(ctx context.Context, opts meshbridge.SendOptions, body io.Reader, size int64) (meshbridge.SendResult, error) {
+	f.enter()
+	defer f.leave()
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return meshbridge.SendResult{}, err
+	}
+	f.mu.Lock()
+	n := len(f.sends)
+	f.sends = append(f.sends, sendCall{opts: opts, body: b, size: size})
+	script := f.send
+	f.mu.Unlock()
+	if f.hold > 0 {
+		time.Sleep(f.hold)
+	}
+	if script != nil {
+		if res, err := script(ctx, n); err != nil || res.MessageID != "" {
+			return res, err
+		}
+	}
+	id := fmt.Sprintf("MESH-%d", n)
+	if opts.OnMessageID != nil {
+		if err := opts.OnMessageID(ctx, id); err != nil {
+			return meshbridge.SendResult{MessageID: id, Chunks: 1}, err
+		}
+	}
+	return meshbridge.SendResult{MessageID: id, Chunks: 1}, nil
+}
+
+func (f *fakeSender) ContinueSend(_ context.Context, messageID string, fromChunk int, body io.Reader, size int64, opts meshbridge.SendOptions) (meshbridge.SendResult, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return meshbridge.SendResult{}, err
+	}
+	f.mu.Lock()
+	n := len(f.continues)
+	f.continues = append(f.continues, sendCall{opts: opts, body: b, size: size, from: fromChunk, mesh: messageID})
+	f.mu.Unlock()
+	if f.cont != nil {
+		return f.cont(n)
+	}
+	return meshbridge.SendResult{MessageID: messageID, Chunks: 3}, nil
+}
+
+func (f *fakeSender) Track(_ context.Context, messageID string) (*meshbridge.Tracking, error) {
+	f.mu.Lock()
+	n := f.tracks
+	f.tracks++
+	f.mu.Unlock()
+	if f.track != nil {
+		return f.track(n)
+	}
+	return &meshbridge.Tracking{MessageID: messageID, Status: meshbridge.TrackingAccepted}, nil
+}
+
+func (f *fakeSender) counts() (sends, continues, tracks int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sends), len(f.continues), f.tracks
+}
+
+type senderMap map[string]MeshSender
+
+func (m senderMap) ForMailbox(id string) (MeshSender, bool) { s, ok := m[id]; return s, ok }
+
+// syncBuffer collects log output from concurrent goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string             { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type harness struct {
+	t     *testing.T
+	m     *miniredis.Miniredis
+	rdb   redis.UniversalClient
+	store *tracking.Store
+	clock *clock
+	logs  *syncBuffer
+}
+
+const (
+	patientTo      = "9434765919_SMITH_19800101"
+	patientSubject = "Discharge summary for Jane Smith"
+	payloadText    = "<Bundle>patient document 9434765919</Bundle>"
+)
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	m := miniredis.RunT(t)
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{m.Addr()}})
+	t.Cleanup(func() { _ = rdb.Close() })
+	c := &clock{t: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)}
+	h := &harness{t: t, m: m, rdb: rdb, clock: c, logs: &syncBuffer{},
+		store: tracking.NewStore(rdb, tracking.StoreOptions{Now: c.Now})}
+	t.Cleanup(func() {
+		// Whatever happened, no patient data reached the logs.
+		out := h.logs.String()
+		for _, secret := range []string{patientTo, patientSubject, "9434765919", "Jane"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("logs contain patient data %q", secret)
+			}
+		}
+	})
+	return h
+}
+
+func (h *harness) config(consumer string) Config {
+	return Config{
+		Consumer: consumer, Concurrency: 4, PerMailbox: 2, ClaimIdle: 2 * time.Minute,
+		Backoff: []time.Duration{time.Minute}, MaxAttempts: 5, ChunkSize: 8,
+		TrackSchedule: []time.Duration{2 * time.Minute, 5 * time.Minute, 15 * time.Minute},
+		PollInterval:  5 * time.Millisecond, Now: h.clock.Now,
+		Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+}
+
+func (h *harness) accept(id, mailbox, payload string) {
+	h.t.Helper()
+	msg := &tracking.Message{ID: id, ClientID: "client-1", Mailbox: mailbox, To: patientTo,
+		WorkflowID: "GPFED_CONSULT_REPORT", Subject: patientSubject, ContentType: "application/fhir+xml"}
+	if _, _, err := h.store.Accept(context.Background(), msg, strings.NewReader(payload)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// run starts a worker and returns a stop function that waits for Run.
+func (h *harness) run(senders Senders, cfg Config) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := NewWorker(h.store, h.rdb, senders, cfg)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				h.t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	h.t.Cleanup(stop)
+	return stop
+}
+
+// waitState waits (bounded) until message id is in state want.
+func (h *harness) waitState(id string, want tracking.State) *tracking.Message {
+	h.t.Helper()
+	var rec *tracking.Message
+	for range 2000 {
+		var err error
+		rec, err = h.store.Get(context.Background(), id)
+		if err == nil && rec.State == want {
+			return rec
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.t.Fatalf("message %s never reached %s (last %+v)", id, want, rec)
+	return nil
+}
+
+func (h *harness) waitUntil(what string, cond func() bool) {
+	h.t.Helper()
+	for range 2000 {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.t.Fatalf("timed out waiting for %s", what)
+}
+
+func eventTypes(m *tracking.Message) string {
+	var s []string
+	for _, e := range m.Events {
+		s = append(s, string(e.Type))
+	}
+	return strings.Join(s, ",")
+}
+
+func (h *harness) streamEmpty() bool {
+	n, _ := h.rdb.XLen(context.Background(), tracking.OutboxStream).Result()
+	p, err := h.rdb.XPending(context.Background(), tracking.OutboxStream, Group).Result()
+	return n == 0 && err == nil && p.Count == 0
+}
+
+func TestHappyPath(t *testing.T) {
+	h := newHarness(t)
+	f := &fakeSender{}
+	h.accept("m1", "MBX1", payloadText)
+	h.run(senderMap{"MBX1": f}, h.config("a"))
+	rec := h.waitState("m1", tracking.StateSent)
+	if rec.MeshMessageID != "MESH-0" || rec.SentAt == nil || rec.FirstChunkAttempts != 1 || rec.FirstChunkUnconfirmed {
+		t.Fatalf("record = %+v", rec)
+	}
+	if got := eventTypes(rec); got != "accepted,send_attempt,sent" {
+		t.Fatalf("events = %s", got)
+	}
+	sends, conts, _ := f.counts()
+	if sends != 1 || conts != 0 {
+		t.Fatalf("sends=%d continues=%d", sends, conts)
+	}
+	c := f.sends[0]
+	if string(c.body) != payloadText || c.size != int64(len(payloadText)) || c.opts.To != patientTo ||
+		c.opts.WorkflowID != "GPFED_CONSULT_REPORT" || c.opts.ChunkSize != 8 || c.opts.Subject != patientSubject {
+		t.Fatalf("send call = %+v", c)
+	}
+	h.waitUntil("stream drained", h.streamEmpty)
+	score, err := h.rdb.ZScore(context.Background(), tracking.TrackDue, "m1").Result()
+	if err != nil || int64(score) != h.clock.Now().Add(2*time.Minute).UnixMilli() {
+		t.Fatalf("first tracking poll score %v, %v", score, err)
+	}
+	if found, err := h.store.FindByMeshMessageID(context.Background(), "MESH-0"); err != nil || found.ID != "m1" {
+		t.Fatalf("FindByMeshMessageID = %v, %v", found, err)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		wantCode  string
+		wantLevel string
+	}{
+		{"417 unregistered", &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 417, Event: "SEND",
+			Code: "12", Description: "Unregistered to address"}}, "12", `"level":"WARN"`},
+		{"400 malformed", &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 400, Event: "TRANSFER",
+			Code: "06", Description: "MalformedControlFile"}}, "06", `"level":"WARN"`},
+		{"403 auth", &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 403,
+			Description: "Invalid Authentication Token"}}, "", `"level":"ERROR"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			f := &fakeSender{send: func(context.Context, int) (meshbridge.SendResult, error) { return meshbridge.SendResult{}, tt.err }}
+			h.accept("m1", "MBX1", payloadText)
+			h.run(senderMap{"MBX1": f}, h.config("a"))
+			rec := h.waitState("m1", tracking.StateRejected)
+			me, _ := meshbridge.AsError(tt.err)
+			if rec.LastError == nil || rec.LastError.Code != tt.wantCode || rec.LastError.HTTPStatus != me.HTTPStatus ||
+				rec.LastError.Description != me.Description || rec.LastError.Event != me.Event {
+				t.Fatalf("LastError = %+v", rec.LastError)
+			}
+			if got := eventTypes(rec); got != "accepted,send_attempt,rejected" {
+				t.Fatalf("events = %s", got)
+			}
+			h.waitUntil("stream drained", h.streamEmpty)
+			if sends, _, _ := f.counts(); sends != 1 {
+				t.Fatalf("sends = %d", sends)
+			}
+			logs := h.logs.String()
+			if !strings.Contains(logs, tt.wantLevel) || !strings.Contains(logs, "MESH rejected the message") {
+				t.Fatalf("logs lack %s rejection: %s", tt.wantLevel, logs)
+			}
+		})
+	}
+}
+
+func TestTransientThenSuccess(t *testing.T) {
+	h := newHarness(t)
+	f := &fakeSender{send: func(_ context.Context, n int) (meshbridge.SendResult, error) {
+		if n == 0 {
+			return meshbridge.SendResult{}, &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 503,
+				Description: "Service Unavailable", RetryAfter: 10 * time.Minute}}
+		}
+		return meshbridge.SendResult{}, nil
+	}}
+	h.accept("m1", "MBX1", payloadText)
+	h.run(senderMap{"MBX1": f}, h.config("a"))
+	h.waitUntil("retry scheduled", func() bool {
+		n, _ := h.rdb.ZCard(context.Background(), tracking.OutboxDelayed).Result()
+		return n == 1
+	})
+	score, _ := h.rdb.ZScore(context.Background(), tracking.OutboxDelayed, "m1").Result()
+	// Retry-After (10m) wins over the 1m backoff.
+	if due := time.UnixMilli(int64(score)); due.Before(h.clock.Now().Add(10 * time.Minute)) {
+		t.Fatalf("retry due %v, want >= now+10m", due)
+	}
+	rec, _ := h.store.Get(context.Background(), "m1")
+	if rec.State != tracking.StateSending || rec.LastError == nil || rec.LastError.HTTPStatus != 503 {
+		t.Fatalf("after 503: %+v", rec)
+	}
+	h.clock.Add(11 * time.Minute)
+	rec = h.waitState("m1", tracking.StateSent)
+	// A definite 503 created nothing in MESH: the second try is a plain send.
+	if got := eventTypes(rec); got != "accepted,send_attempt,send_retry,send_attempt,sent" {
+		t.Fatalf("events = %s", got)
+	}
+	if rec.Attempts != 2 || rec.LastError != nil || rec.MeshMessageID != "MESH-1" {
+		t.Fatalf("record = %+v", rec)
+	}
+}
+
+func TestGivesUpAfterMaxAttempts(t *testing.T) {
+	h := newHarness(t)
+	f := &fakeSender{send: func(context.Context, int) (meshbridge.SendResult, error) {
+		return meshbridge.SendResult{}, &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 502}, Uncertain: false}
+	}}
+	cfg := h.config("a")
+	cfg.MaxAttempts = 3
+	h.accept("m1", "MBX1", payloadText)
+	h.run(senderMap{"MBX1": f}, cfg)
+	for i := 1; i < 3; i++ {
+		h.waitUntil("retry scheduled", func() bool {
+			n, _ := h.rdb.ZCard(context.Background(), tracking.OutboxDelayed).Result()
+			s, _, _ := f.counts()
+			return n == 1 && s == i
+		})
+		h.clock.Add(2 * time.Minute)
+	}
+	rec := h.waitState("m1", tracking.StateFailed)
+	if rec.LastError == nil || rec.LastError.Code != CodeGaveUp || rec.Attempts != 3 {
+		t.Fatalf("record = %+v", rec)
+	}
+	if sends, _, _ := f.counts(); sends != 3 {
+		t.Fatalf("sends = %d", sends)
+	}
+}
+
+func TestUncertainFirstChunkResends(t *testing.T) {
+	h := newHarness(t)
+	f := &fakeSender{send: func(_ context.Context, n int) (meshbridge.SendResult, error) {
+		if n == 0 {
+			return meshbridge.SendResult{}, &meshbridge.FirstChunkError{Err: errors.New("read: connection reset"), Uncertain: true}
+		}
+		return meshbridge.SendResult{}, nil
+	}}
+	h.accept("m1", "MBX1", payloadText)
+	h.run(senderMap{"MBX1": f}, h.config("a"))
+	h.waitUntil("retry scheduled", func() bool {
+		n, _ := h.rdb.ZCard(context.Background(), tracking.OutboxDelayed).Result()
+		return n == 1
+	})
+	rec, _ := h.store.Get(context.Background(), "m1")
+	if !rec.FirstChunkUnconfirmed || rec.LastError.Code != CodeTransportErr {
+		t.Fatalf("after uncertain: %+v", rec)
+	}
+	h.clock.Add(2 * time.Minute)
+	rec = h.waitState("m1", tracking.StateSent)
+	if got := eventTypes(rec); got != "accepted,send_attempt,send_retry,resent,sent" {
+		t.Fatalf("events = %s", got)
+	}
+	sends, _, _ := f.counts()
+	if sends != 2 || rec.FirstChunkAttempts != 2 || !bytes.Equal(f.sends[0].body, f.sends[1].body) {
+		t.Fatalf("sends=%d firstChunkAttempts=%d", sends, rec.FirstChunkAttempts)
+	}
+}
+
+// A replica crashed after MESH accepted chunk 1 (id recorded) but before the
+// last chunk: the next owner continues from chunk 2, never re-sends chunk 1.
+func TestCrashMidChunksContinues(t *testing.T) {
+	h := newHarness(t)
+	payload := "AAAAAAAABBBBBBBBCCCC" // 3 chunks of 8
+	h.accept("m1", "MBX1", payload)
+	if _, err := h.store.Transition(context.Background(), "m1", nil, tracking.StateSending,
+		tracking.Event{Type: tracking.EventSendAttempt}, func(m *tracking.Message) {
+			m.FirstChunkAttempts, m.Attempts, m.ChunkSize = 1, 1, 8
+		}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.Update(context.Background(), "m1", func(m *tracking.Message) error {
+		m.MeshMessageID, m.ChunksSent = "MESH-77", 1
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSender{track: func(int) (*meshbridge.Tracking, error) {
+		return &meshbridge.Tracking{Status: meshbridge.TrackingUploading}, nil
+	}}
+	h.run(senderMap{"MBX1": f}, h.config("b"))
+	rec := h.waitState("m1", tracking.StateSent)
+	sends, conts, _ := f.counts()
+	if sends != 0 || conts != 1 {
+		t.Fatalf("sends=%d continues=%d", sends, conts)
+	}
+	c := f.continues[0]
+	if c.mesh != "MESH-77" || c.from != 2 || string(c.body) != payload[8:] || c.size != 20 || c.opts.ChunkSize != 8 {
+		t.Fatalf("continue call = %+v body %q", c, c.body)
+	}
+	if rec.MeshMessageID != "MESH-77" || rec.ChunksSent != 3 {
+		t.Fatalf("record = %+v", rec)
+	}
+}
+
+// A chunk failure records progress; the retry resumes after the last
+// accepted chunk.
+func TestChunkFailureResumesFromFailedChunk(t *testing.T) {
+	h := newHarness(t)
+	payload := "AAAAAAAABBBBBBBBCCCCCCCCDD" // 4 chunks of 8
+	h.accept("m1", "MBX1", payload)
+	f := &fakeSender{
+		send: func(ctx context.Context, n int) (meshbridge.SendResult, error) {
+			return meshbridge.SendResult{MessageID: "MESH-5", Chunks: 2},
+				&meshbridge.ChunkError{MessageID: "MESH-5", Chunk: 3, Total: 4, Err: &meshbridge.Error{HTTPStatus: 503}}
+		},
+		track: func(int) (*meshbridge.Tracking, error) {
+			return &meshbridge.Tracking{Status: meshbridge.TrackingUploading}, nil
+		},
+	}
+	h.run(senderMap{"MBX1": f}, h.config("a"))
+	h.waitUntil("retry scheduled", func() bool {
+		n, _ := h.rdb.ZCard(context.Background(), tracking.OutboxDelayed).Result()
+		return n == 1
+	})
+	h.clock.Add(2 * time.Minute)
+	rec := h.waitState("m1", tracking.StateSent)
+	sends, conts, _ := f.counts()
+	if sends != 1 || conts != 1 || f.continues[0].from != 3 || string(f.continues[0].body) != payload[16:] {
+		t.Fatalf("sends=%d continues=%d calls=%+v", sends, conts, f.continues)
+	}
+	if rec.MeshMessageID != "MESH-5" || eventTypes(rec) != "accepted,send_attempt,send_retry,sent" {
+		t.Fatalf("record = %+v events %s", rec, eventTypes(rec))
+	}
+}
+
+// Worker A dies mid-send without acking; worker B takes the entry over once
+// it has been idle for ClaimIdle (miniredis clock), and reconciles.
+func TestReclaimFromDeadConsumer(t *testing.T) {
+	h := newHarness(t)
+	start := time.Now()
+	h.m.SetTime(start)
+	h.accept("m1", "MBX1", payloadText)
+	entered := make(chan struct{})
+	stuck := &fakeSender{send: func(ctx context.Context, _ int) (meshbridge.SendResult, error) {
+		close(entered)
+		<-ctx.Done()
+		return meshbridge.SendResult{}, &meshbridge.FirstChunkError{Err: ctx.Err(), Uncertain: true}
+	}}
+	stopA := h.run(senderMap{"MBX1": stuck}, h.config("replica-a"))
+	<-entered
+	stopA()
+	p, err := h.rdb.XPendingExt(context.Background(), &redis.XPendingExtArgs{
+		Stream: tracking.OutboxStream, Group: Group, Start: "-", End: "+", Count: 10}).Result()
+	if err != nil || len(p) != 1 || p[0].Consumer != "replica-a" {
+		t.Fatalf("pending after crash = %+v, %v", p, err)
+	}
+
+	healthy := &fakeSender{}
+	h.run(senderMap{"MBX1": healthy}, h.config("replica-b"))
+	// Not idle long enough yet: B must leave it alone.
+	for range 20 {
+		time.Sleep(5 * time.Millisecond)
+		if s, _, _ := healthy.counts(); s != 0 {
+			t.Fatal("entry taken over before ClaimIdle")
+		}
+	}
+	h.m.SetTime(start.Add(3 * time.Minute))
+	rec := h.waitState("m1", tracking.StateSent)
+	if got := eventTypes(rec); got != "accepted,send_attempt,resent,sent" {
+		t.Fatalf("events = %s", got)
+	}
+	if s, _, _ := healthy.counts(); s != 1 {
+		t.Fatalf("B sends = %d", s)
+	}
+	h.waitUntil("stream drained", h.streamEmpty)
+}
+
+func TestPerMailboxConcurrency(t *testing.T) {
+	h := newHarness(t)
+	a := &fakeSender{hold: 10 * time.Millisecond}
+	b := &fakeSender{hold: 10 * time.Millisecond}
+	for i := range 10 {
+		h.accept(fmt.Sprintf("a%d", i), "MBXA", payloadText)
+		h.accept(fmt.Sprintf("b%d", i), "MBXB", payloadText)
+	}
+	cfg := h.config("a")
+	cfg.Concurrency, cfg.PerMailbox = 6, 2
+	h.run(senderMap{"MBXA": a, "MBXB": b}, cfg)
+	for i := range 10 {
+		h.waitState(fmt.Sprintf("a%d", i), tracking.StateSent)
+		h.waitState(fmt.Sprintf("b%d", i), tracking.StateSent)
+	}
+	for name, f := range map[string]*fakeSender{"A": a, "B": b} {
+		f.mu.Lock()
+		if f.maxIn > 2 || len(f.sends) != 10 {
+			t.Errorf("mailbox %s: max concurrent %d (limit 2), sends %d", name, f.maxIn, len(f.sends))
+		}
+		f.mu.Unlock()
+	}
+}
+
+func TestTrackingPollDelivered(t *testing.T) {
+	h := newHarness(t)
+	f := &fakeSender{track: func(n int) (*meshbridge.Tracking, error) {
+		if n == 0 {
+			return &meshbridge.Tracking{Status: meshbridge.TrackingAccepted}, nil
+		}
+		return &meshbridge.Tracking{Status: meshbridge.TrackingAcknowledged}, nil
+	}}
+	h.accept("m1", "MBX1", payloadText)
+	h.run(senderMap{"MBX1": f}, h.config("a"))
+	h.waitState("m1", tracking.StateSent)
+	h.clock.Add(2 * time.Minute) // first poll: still accepted
+	h.waitUntil("first poll", func() bool {
+		rec, _ := h.store.Get(context.Background(), "m1")
+		return rec.TrackPolls == 1
+	})
+	score, _ := h.rdb.ZScore(context.Background(), tracking.TrackDue, "m1").Result()
+	if int64(score) != h.clock.Now().Add(5*time.Minute).UnixMilli() {
+		t.Fatalf("second poll not 5m later")
+	}
+	h.clock.Add(5 * time.Minute)
+	rec := h.waitState("m1", tracking.StateDelivered)
+	if rec.DeliveredAt == nil || !rec.DeliveredAt.Equal(h.clock.Now()) {
+		t.Fatalf("DeliveredAt = %v", rec.DeliveredAt)
+	}
+	h.waitUntil("polling stopped", func() bool {
+		n, _ := h.rdb.ZCard(context.Background(), tracking.TrackDue).Result()
+		return n == 0
+	})
+	if _, _, tracks := f.counts(); tracks != 2 {
+		t.Fatalf("tracks = %d", tracks)
+	}
+}
+
+func TestTrackingPollUndeliverableAndExhaustion(t *testing.T) {
+	h := newHarness(t)
+	f := &fakeSender{track: func(n int) (*meshbridge.Tracking, error) {
+		return &meshbridge.Tracking{Status: meshbridge.TrackingUndeliverable, StatusEvent: "SEND",
+			StatusCode: "14", StatusDescription: "Message not collected by recipient after 5 days"}, nil
+	}}
+	quiet := &fakeSender{}
+	h.accept("m1", "MBX1", payloadText)
+	h.accept("m2", "MBX2", payloadText)
+	h.run(senderMap{"MBX1": f, "MBX2": quiet}, h.config("a"))
+	h.waitState("m1", tracking.StateSent)
+	h.waitState("m2", tracking.StateSent)
+	for range 3 {
+		h.clock.Add(time.Hour)
+		time.Sleep(20 * time.Millisecond)
+	}
+	rec := h.waitState("m1", tracking.StateUndeliverable)
+	if rec.LastError == nil || rec.LastError.Code != "14" {
+		t.Fatalf("record = %+v", rec)
+	}
+	h.waitUntil("polling stopped", func() bool {
+		n, _ := h.rdb.ZCard(context.Background(), tracking.TrackDue).Result()
+		return n == 0
+	})
+	// m2 stayed "accepted" in MESH: exactly one poll per schedule slot, then stop.
+	if _, _, tracks := quiet.counts(); tracks != 3 {
+		t.Fatalf("polls of m2 = %d, want 3", tracks)
+	}
+	rec2, _ := h.store.Get(context.Background(), "m2")
+	if rec2.State != tracking.StateSent || rec2.TrackPolls != 3 {
+		t.Fatalf("m2 = %+v", rec2)
+	}
+}
+
+func TestUnknownMailboxFails(t *testing.T) {
+	h := newHarness(t)
+	h.accept("m1", "NOPE", payloadText)
+	h.run(senderMap{}, h.config("a"))
+	rec := h.waitState("m1", tracking.StateFailed)
+	if rec.LastError == nil || rec.LastError.Code != CodeNoMailbox {
+		t.Fatalf("record = %+v", rec)
+	}
+}
