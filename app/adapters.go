@@ -18,7 +18,6 @@ import (
 	"github.com/meshgateway/gateway/outbox"
 	"github.com/meshgateway/gateway/registry"
 	"github.com/meshgateway/gateway/telemetry"
-	"github.com/meshgateway/gateway/tracking"
 	"github.com/meshgateway/gateway/webhook"
 )
 
@@ -143,18 +142,6 @@ func (a *App) registerGauges() {
 				}
 			}
 			return map[string]float64{"": age}, nil
-		})
-	a.metrics.GaugeVecFunc("messages", "Tracked messages by state (within the retention period).", []string{"state"},
-		func(ctx context.Context) (map[string]float64, error) {
-			counts, err := a.store.CountByState(ctx)
-			if err != nil {
-				return nil, err
-			}
-			out := map[string]float64{}
-			for _, s := range tracking.AllStates {
-				out[string(s)] = float64(counts[s])
-			}
-			return out, nil
 		})
 	if a.Collector != nil {
 		a.metrics.GaugeVecFunc("dead_letters", "Inbox messages kept for operators because they could not be correlated.", nil,

@@ -292,7 +292,8 @@ func assertError(t *testing.T, err error, status int, code, desc string) {
 func TestVerifyMalformed(t *testing.T) {
 	f := newFixture(t)
 	valid := craft(t, stdHeader("RS512", "k1"), stdClaims("app", f.now), mainKey)
-	for _, token := range []string{"abc", "a.b", "a.b.c.d", "!!!.e30.x", b64("x") + "." + b64(map[string]any{}) + ".x",
+	critical := craft(t, map[string]any{"alg": "RS512", "typ": "JWT", "kid": "k1", "crit": []string{"exp"}}, stdClaims("app", f.now), mainKey)
+	for _, token := range []string{critical, "abc", "a.b", "a.b.c.d", "!!!.e30.x", b64("x") + "." + b64(map[string]any{}) + ".x",
 		b64(stdHeader("RS512", "k1")) + ".bm90IGpzb24.x", valid + "x=", string(make([]byte, maxTokenBytes+1))} {
 		_, err := f.v.Verify(context.Background(), token)
 		if len(token) > 40 {

@@ -64,7 +64,9 @@ func (e *Error) Error() string {
 // Unwrap exposes the underlying cause (e.g. a Redis or JWKS fetch error).
 func (e *Error) Unwrap() error { return e.cause }
 
-func badRequest(desc string) *Error { return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: desc} }
+func badRequest(desc string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: desc}
+}
 
 func unauthorized(desc string) *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: CodeInvalidRequest, Description: desc}

@@ -120,9 +120,10 @@ func FromBearer(authorizationHeader string) (string, error) {
 }
 
 type header struct {
-	Alg *string `json:"alg"`
-	Typ *string `json:"typ"`
-	Kid *string `json:"kid"`
+	Alg  *string         `json:"alg"`
+	Typ  *string         `json:"typ"`
+	Kid  *string         `json:"kid"`
+	Crit json.RawMessage `json:"crit"` // RFC 7515 4.1.11: we understand no extensions, so any is fatal
 }
 
 // Verify checks one bearer token and returns the caller, or an *Error.
@@ -142,7 +143,7 @@ func (v *Verifier) Verify(ctx context.Context, bearerToken string) (*Caller, err
 		return nil, badRequest(DescMalformed)
 	}
 	var hdr header
-	if err := decodeSegment(parts[0], &hdr); err != nil {
+	if err := decodeSegment(parts[0], &hdr); err != nil || hdr.Crit != nil {
 		return nil, badRequest(DescMalformed)
 	}
 	var claims map[string]any

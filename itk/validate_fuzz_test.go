@@ -47,6 +47,7 @@ func checkResultInvariants(t *testing.T, r *Result) {
 
 func FuzzValidateJSON(f *testing.F) {
 	seedExamples(f, "*.json")
+	f.Add([]byte(`{"resourceType":"Bundle","type":"message","entry":[{"fullUrl":"urn:uuid:a","resource":{"resourceType":"MessageHeader","_id":{"extension":[{"url":"x","valueBoolean":true}]},"name":[{"given":["a",null],"_given":[null,{"id":"g"}]}]}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkResultInvariants(t, Validate(data, FormatJSON))
 	})
@@ -54,6 +55,7 @@ func FuzzValidateJSON(f *testing.F) {
 
 func FuzzValidateXML(f *testing.F) {
 	seedExamples(f, "*.xml")
+	f.Add([]byte(`<?xml version="1.0"?><Bundle xmlns="http://hl7.org/fhir"><!-- c --><type value="message"/><entry><resource><Patient><text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p a="&amp;">x<![CDATA[y]]></p></div></text></Patient></resource></entry></Bundle>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkResultInvariants(t, Validate(data, FormatXML))
 	})

@@ -25,6 +25,9 @@ import (
 // DefaultChunkSize is the NHS serverless MESH client default (uncompressed).
 const DefaultChunkSize int64 = 20 << 20
 
+// MaxChunkSize is MESH's limit on the data in one request (SPEC: 100 MB).
+const MaxChunkSize int64 = 100_000_000
+
 // DefaultTimeout is PYC's per-request timeout.
 const DefaultTimeout = 10 * time.Minute
 
@@ -101,8 +104,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Password == "" || cfg.SharedKey == "" {
 		return nil, errors.New("meshbridge: Password and SharedKey are required")
 	}
-	if cfg.ChunkSize < 0 {
-		return nil, errors.New("meshbridge: ChunkSize must not be negative")
+	if cfg.ChunkSize < 0 || cfg.ChunkSize > MaxChunkSize {
+		return nil, errors.New("meshbridge: ChunkSize must be between 0 (default) and 100 MB")
 	}
 	static, err := staticHeaders(cfg.ClientName, cfg.ClientVersion)
 	if err != nil {
@@ -282,6 +285,8 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			}
 			wait = merr.RetryAfter
 			retryErr = merr
+			// a gateway error may hide a request MESH went on to apply
+			lost = lost || resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout
 		}
 		if wait == 0 {
 			wait = p.backoff(attempt + 1)

@@ -45,8 +45,8 @@ type SendResult struct {
 }
 
 func (c *Client) chunkSizeFor(o *SendOptions) (int64, error) {
-	if o.ChunkSize < 0 {
-		return 0, &ValidationError{Field: "ChunkSize", Reason: "must not be negative"}
+	if o.ChunkSize < 0 || o.ChunkSize > MaxChunkSize {
+		return 0, &ValidationError{Field: "ChunkSize", Reason: "must be between 0 (default) and 100 MB"}
 	}
 	if o.ChunkSize > 0 {
 		return o.ChunkSize, nil

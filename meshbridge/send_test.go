@@ -71,6 +71,10 @@ func (f *fakeOutbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "504":
 		w.WriteHeader(http.StatusGatewayTimeout)
 		return
+	case "423":
+		w.WriteHeader(http.StatusLocked)
+		_, _ = w.Write([]byte(`{"message":"Messages has been finalised; no more chunks can be uploaded"}`))
+		return
 	case "417":
 		w.WriteHeader(http.StatusExpectationFailed)
 		_, _ = w.Write([]byte(`{"detail":[{"event":"SEND","code":"12","msg":"Unregistered to address"}]}`))
@@ -281,6 +285,42 @@ func TestLaterChunkPermanentErrors(t *testing.T) {
 	}
 	if fo.count(chunk2) != 1 || res.Chunks != 1 || res.MessageID != msgID {
 		t.Fatalf("chunk 2 POSTs = %d, result %+v", fo.count(chunk2), res)
+	}
+}
+
+// A final chunk whose 202 was lost is answered 423 "finalised" on retry:
+// that retry proves the earlier attempt completed the message. A 423 on a
+// first attempt stays an error.
+func TestFinalChunkLostReply(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		script  []string // actions for successive POSTs of chunk 2/2
+		wantErr bool
+	}{
+		{"reply lost then 423", []string{"reset", "423"}, false},
+		{"gateway timeout then 423", []string{"504", "423"}, false},
+		{"423 first", []string{"423"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fo := newFakeOutbox(t)
+			chunk2 := outboxPath + "/" + msgID + "/2"
+			fo.script = func(path string, n int) string {
+				if path == chunk2 && n <= len(tc.script) {
+					return tc.script[n-1]
+				}
+				return ""
+			}
+			c, _ := newTestClient(t, fo, nil)
+			opts := basicOpts()
+			opts.ChunkSize = 5
+			_, err := c.Send(context.Background(), opts, strings.NewReader("abcdefghij"), 10)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if got := fo.count(chunk2); got != len(tc.script) {
+				t.Fatalf("chunk 2 POSTs = %d, want %d", got, len(tc.script))
+			}
+		})
 	}
 }
 

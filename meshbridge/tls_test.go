@@ -244,6 +244,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"no shared key":  func(c *Config) { c.SharedKey = "" },
 		"bad proxy":      func(c *Config) { c.ProxyURL = "socks5://x" },
 		"negative chunk": func(c *Config) { c.ChunkSize = -1 },
+		"huge chunk":     func(c *Config) { c.ChunkSize = MaxChunkSize + 1 },
 	} {
 		cfg := base
 		mut(&cfg)

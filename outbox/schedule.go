@@ -17,14 +17,12 @@ import (
 // scanBatch bounds the due items handled per tick.
 const scanBatch = 100
 
-// scheduleLoop moves due retries back onto the stream and makes due MESH
-// tracking polls, every PollInterval until ctx is done.
-func (w *Worker) scheduleLoop(ctx context.Context) {
+// every runs fn now and then every PollInterval until ctx is done.
+func (w *Worker) every(ctx context.Context, fn func(context.Context)) {
 	t := time.NewTicker(w.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		w.moveDueRetries(ctx)
-		w.pollTracking(ctx)
+		fn(ctx)
 		select {
 		case <-ctx.Done():
 			return

@@ -160,7 +160,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("outbox: create consumer group: %w", err)
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { w.scheduleLoop(ctx) })
+	wg.Go(func() { w.every(ctx, w.moveDueRetries) })
+	// Tracking polls get their own loop so a slow MESH answer never delays
+	// re-queued retries.
+	wg.Go(func() { w.every(ctx, w.pollTracking) })
 	w.dispatch(ctx, &wg)
 	wg.Wait()
 	return nil
@@ -275,9 +278,10 @@ func (w *Worker) handle(ctx context.Context, entry redis.XMessage) {
 	}
 	if !ok {
 		// Another handler is sending this message right now (a duplicate
-		// entry); it owns the outcome.
+		// entry, or one taken over from a replica that is only slow). The
+		// entry stays pending and is looked at again after ClaimIdle, when
+		// the record will say what happened.
 		w.log.Info("message already being handled elsewhere", slog.String("message_id", id))
-		w.ack(ctx, entry.ID)
 		return
 	}
 	hctx, stop := context.WithCancel(ctx)

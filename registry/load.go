@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -163,9 +164,14 @@ func parse(data []byte, getenv func(string) string, baseDir string) (*Registry, 
 		reg.Mailboxes = append(reg.Mailboxes, m)
 	}
 
+	// A client may name the mailbox that ApplyMeshEnv will add from MESH_MAILBOX_ID.
+	known := maps.Clone(seenMailbox)
+	if id := strings.ToUpper(strings.TrimSpace(getenv("MESH_MAILBOX_ID"))); id != "" {
+		known[id] = true
+	}
 	seenClient := map[string]bool{}
 	for i, rc := range raw.Clients {
-		c := l.client(i, rc, seenMailbox)
+		c := l.client(i, rc, known)
 		if c.ID != "" {
 			if seenClient[c.ID] {
 				l.addf("clients[%d]: duplicate id %s", i, c.ID)
@@ -421,7 +427,7 @@ func (l *loader) client(i int, rc rawClient, mailboxes map[string]bool) Client {
 	for j, m := range c.Mailboxes {
 		c.Mailboxes[j] = strings.ToUpper(m)
 		if !mailboxes[c.Mailboxes[j]] {
-			l.addf("%s: mailbox %s is not configured under mailboxes", label, c.Mailboxes[j])
+			l.addf("%s: mailbox %s is not configured under mailboxes (or MESH_MAILBOX_ID)", label, c.Mailboxes[j])
 		}
 	}
 	for j, o := range c.ODSCodes {

@@ -167,6 +167,8 @@ func TestParseReportsEachProblem(t *testing.T) {
 		{"duplicate yaml key", doc(oneMailbox, jwksLine(testJWKS)+"    odsCodes: [X26]\n"), nil, []string{"mapping key \"odsCodes\" already defined"}},
 		{"client mailbox unknown", strings.Replace(doc(oneMailbox, jwksLine(testJWKS)), "mailboxes: [X26ABC1]", "mailboxes: [X26ABC1, Y99ZZZ9]", 1), nil,
 			[]string{"mailbox Y99ZZZ9 is not configured"}},
+		{"client mailbox from MESH_MAILBOX_ID", strings.Replace(doc(oneMailbox, jwksLine(testJWKS)), "mailboxes: [X26ABC1]", "mailboxes: [X26ABC1, X26ENV1]", 1),
+			map[string]string{"MESH_MAILBOX_ID": "x26env1"}, nil},
 		{"missing password", doc("  - id: X26ABC1", jwksLine(testJWKS)), nil, []string{"password (or passwordFile) is required"}},
 		{"missing shared key", strings.Replace(doc(oneMailbox, jwksLine(testJWKS)), "  sharedKey: shared-key-value\n", "", 1), nil,
 			[]string{"sharedKey (or sharedKeyFile) is required"}},

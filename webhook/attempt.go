@@ -111,7 +111,7 @@ func (d *Dispatcher) ingest(ctx context.Context, msgs []redis.XMessage) ([]job, 
 	if !immediate {
 		firstDue = now.Add(jitter(d.cfg.Schedule[0]))
 	}
-	keys := []string{StreamKey, dueKey}
+	keys := []string{StreamKey, dueKey, disabledKey}
 	args := []any{GroupName, int64(d.cfg.Retention.Seconds()), 0}
 	var skipped []string
 	created := map[string]*record{}
@@ -124,20 +124,21 @@ func (d *Dispatcher) ingest(ctx context.Context, msgs []redis.XMessage) ([]job, 
 		rec.Next = firstDue
 		fields := rec.fields()
 		keys = append(keys, recordKey(rec.ID), messageKey(rec.MessageID))
-		args = append(args, m.ID, rec.ID, unixMilli(firstDue), len(fields)/2)
+		args = append(args, m.ID, rec.ID, rec.ClientID, unixMilli(firstDue), len(fields)/2)
 		args = append(args, fields...)
 		args[2] = args[2].(int) + 1
 		created[rec.ID] = rec
 	}
 	var list []job
 	if len(created) > 0 {
-		ids, err := ingestScript.Run(ctx, d.rdb, keys, args...).StringSlice()
+		out, err := ingestScript.Run(ctx, d.rdb, keys, args...).StringSlice()
 		if err != nil {
 			return nil, fmt.Errorf("webhook: ingest script: %w", err)
 		}
 		if immediate {
-			for _, id := range ids {
-				list = append(list, job{id: id, rec: created[id], leaseUntil: leaseUntil})
+			for i := 0; i+1 < len(out); i += 2 {
+				disabled := parseDisabled(out[i+1])
+				list = append(list, job{id: out[i], rec: created[out[i]], disabled: &disabled, leaseUntil: leaseUntil})
 			}
 		}
 	}
@@ -171,7 +172,8 @@ type result struct {
 }
 
 // process attempts one delivery and records the outcome.
-func (d *Dispatcher) process(ctx context.Context, j job) {
+// The outcome goes to done, to be written in a batch with others.
+func (d *Dispatcher) process(ctx context.Context, j job, done chan<- completion) {
 	rec := j.rec
 	if rec == nil {
 		h, err := d.rdb.HGetAll(ctx, recordKey(j.id)).Result()
@@ -194,22 +196,26 @@ func (d *Dispatcher) process(ctx context.Context, j job) {
 		d.log.Warn("webhook: lease too short to attempt, left for re-claim", "deliveryId", rec.ID)
 		return
 	}
-	res := d.attempt(ctx, rec)
-	d.complete(ctx, rec, res)
+	if j.disabled == nil {
+		disabled, err := d.disabledURL(ctx, rec.ClientID)
+		if err != nil {
+			d.log.Error("webhook: read endpoint state", "deliveryId", rec.ID, "error", err)
+			return // the lease runs out and it is retried
+		}
+		j.disabled = &disabled
+	}
+	res := d.attempt(ctx, rec, *j.disabled)
+	done <- d.decide(rec, res)
 }
 
 // attempt makes one delivery attempt, deciding first whether to make one.
-func (d *Dispatcher) attempt(ctx context.Context, rec *record) result {
+// disabled is the client's endpoint URL disabled by a 410, if any.
+func (d *Dispatcher) attempt(ctx context.Context, rec *record, disabled string) result {
 	target, secret, allowPrivate, ok := d.subs.Webhook(rec.ClientID)
 	if !ok {
 		return result{status: StatusFailed, reason: "client has no webhook subscription"}
 	}
 	res := result{url: redactURL(target), target: target, status: StatusPending}
-	disabled, err := d.disabledURL(ctx, rec.ClientID)
-	if err != nil {
-		res.reason = "redis: " + err.Error()
-		return res // not attempted; retried per schedule without using a try
-	}
 	if disabled == target {
 		res.status, res.reason = StatusDisabled, "endpoint disabled: it answered 410 Gone"
 		return res
@@ -289,6 +295,14 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *record) result {
 	return res
 }
 
+func parseDisabled(raw string) string {
+	var e disabledEndpoint
+	if raw == "" || json.Unmarshal([]byte(raw), &e) != nil {
+		return ""
+	}
+	return e.URL
+}
+
 // parseRetryAfter reads delay-seconds or an HTTP-date; 0 if absent or bad.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
@@ -306,63 +320,110 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// complete records an attempt's outcome and schedules what follows.
-func (d *Dispatcher) complete(ctx context.Context, rec *record, res result) {
-	now := d.cfg.Now()
-	status, reason := res.status, res.reason
-	tries := rec.Tries
+// completion is the decided outcome of an attempt, waiting to be written.
+type completion struct {
+	rec    *record
+	res    result
+	status string
+	reason string
+	tries  int
+	next   time.Time // zero unless status is pending
+	at     time.Time
+}
+
+// decide applies the retry schedule to an attempt's result.
+func (d *Dispatcher) decide(rec *record, res result) completion {
+	c := completion{rec: rec, res: res, status: res.status, reason: res.reason, tries: rec.Tries, at: d.cfg.Now()}
 	if res.attempted {
-		tries++
+		c.tries++
 		rec.Attempts++
 	}
-	var next time.Time
-	if status == StatusPending {
-		if tries >= len(d.cfg.Schedule) {
-			status = StatusFailed
-			reason = fmt.Sprintf("gave up after %d attempts: %s", tries, reason)
-		} else {
-			delay := jitter(d.cfg.Schedule[max(tries, 1)])
-			if ra := min(res.retryAfter, d.cfg.MaxRetryAfter); ra > delay {
-				delay = ra
+	switch c.status {
+	case StatusPending:
+		if c.tries >= len(d.cfg.Schedule) {
+			c.status = StatusFailed
+			c.reason = fmt.Sprintf("gave up after %d attempts: %s", c.tries, c.reason)
+			break
+		}
+		delay := jitter(d.cfg.Schedule[max(c.tries, 1)])
+		if ra := min(res.retryAfter, d.cfg.MaxRetryAfter); ra > delay {
+			delay = ra
+		}
+		c.next = c.at.Add(delay)
+	case StatusDelivered:
+		c.reason = ""
+	}
+	return c
+}
+
+// completer writes completions in batches: one transaction for whatever
+// has queued up, instead of one per attempt. Until a completion is written
+// its delivery is still leased, so a crash only means a repeated attempt.
+func (d *Dispatcher) completer(in <-chan completion) {
+	const maxBatch = 256
+	ctx := context.Background()
+	batch := make([]completion, 0, maxBatch)
+	for c := range in {
+		batch = append(batch[:0], c)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case c, ok := <-in:
+				if !ok {
+					break more
+				}
+				batch = append(batch, c)
+			default:
+				break more
 			}
-			next = now.Add(delay)
+		}
+		d.write(ctx, batch)
+	}
+}
+
+// write records a batch of completions in one transaction.
+func (d *Dispatcher) write(ctx context.Context, batch []completion) {
+	ttl := d.cfg.Retention
+	pipe := d.rdb.TxPipeline()
+	for _, c := range batch {
+		id := c.rec.ID
+		if c.res.attempted {
+			raw, _ := json.Marshal(c.res.attempt)
+			pipe.RPush(ctx, attemptsKey(id), raw)
+			pipe.LTrim(ctx, attemptsKey(id), -maxAttemptsKept, -1)
+			pipe.Expire(ctx, attemptsKey(id), ttl)
+		}
+		fields := []any{"status", c.status, "attempts", c.rec.Attempts, "tries", c.tries,
+			"next", unixMilli(c.next), "updated", formatTime(c.at), "lastError", c.reason}
+		if c.res.url != "" {
+			fields = append(fields, "url", c.res.url)
+		}
+		pipe.HSet(ctx, recordKey(id), fields...)
+		pipe.Expire(ctx, recordKey(id), ttl)
+		if c.status == StatusPending {
+			pipe.ZAdd(ctx, dueKey, redis.Z{Score: float64(c.next.UnixMilli()), Member: id})
+		} else {
+			pipe.ZRem(ctx, dueKey, id)
+		}
+		if c.res.disable {
+			raw, _ := json.Marshal(disabledEndpoint{URL: c.res.target, At: c.at})
+			pipe.HSet(ctx, disabledKey, c.rec.ClientID, raw)
 		}
 	}
-	if status == StatusDelivered {
-		reason = ""
-	}
-	pipe := d.rdb.TxPipeline()
-	ttl := d.cfg.Retention
-	if res.attempted {
-		raw, _ := json.Marshal(res.attempt)
-		pipe.RPush(ctx, attemptsKey(rec.ID), raw)
-		pipe.LTrim(ctx, attemptsKey(rec.ID), -maxAttemptsKept, -1)
-		pipe.Expire(ctx, attemptsKey(rec.ID), ttl)
-	}
-	fields := []any{"status", status, "attempts", rec.Attempts, "tries", tries,
-		"next", unixMilli(next), "updated", formatTime(now), "lastError", reason}
-	if res.url != "" {
-		fields = append(fields, "url", res.url)
-	}
-	pipe.HSet(ctx, recordKey(rec.ID), fields...)
-	pipe.Expire(ctx, recordKey(rec.ID), ttl)
-	if status == StatusPending {
-		pipe.ZAdd(ctx, dueKey, redis.Z{Score: float64(next.UnixMilli()), Member: rec.ID})
-	} else {
-		pipe.ZRem(ctx, dueKey, rec.ID)
-	}
-	if res.disable {
-		raw, _ := json.Marshal(disabledEndpoint{URL: res.target, At: now})
-		pipe.HSet(ctx, disabledKey, rec.ClientID, raw)
-	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		// The lease runs out and the delivery is attempted again: at least once.
-		d.log.Error("webhook: record attempt", "deliveryId", rec.ID, "error", err)
+		// The leases run out and the deliveries are attempted again: at least once.
+		d.log.Error("webhook: record attempts", "count", len(batch), "error", err)
 		return
 	}
+	for _, c := range batch {
+		d.report(c)
+	}
+}
 
+// report feeds metrics and the log once a completion is written.
+func (d *Dispatcher) report(c completion) {
 	outcome := OutcomeRetry
-	switch status {
+	switch c.status {
 	case StatusDelivered:
 		outcome = OutcomeDelivered
 	case StatusFailed:
@@ -373,15 +434,15 @@ func (d *Dispatcher) complete(ctx context.Context, rec *record, res result) {
 	if d.cfg.Metrics != nil {
 		d.cfg.Metrics.Delivered(outcome)
 	}
-	attrs := []any{"deliveryId", rec.ID, "messageId", rec.MessageID, "clientId", rec.ClientID,
-		"type", rec.Type, "attempt", tries, "status", status, "httpStatus", res.attempt.StatusCode}
-	switch status {
+	attrs := []any{"deliveryId", c.rec.ID, "messageId", c.rec.MessageID, "clientId", c.rec.ClientID,
+		"type", c.rec.Type, "attempt", c.tries, "status", c.status, "httpStatus", c.res.attempt.StatusCode}
+	switch c.status {
 	case StatusDelivered:
 		d.log.Debug("webhook: delivered", attrs...)
 	case StatusPending:
-		d.log.Debug("webhook: attempt failed, will retry", append(attrs, "next", next)...)
+		d.log.Debug("webhook: attempt failed, will retry", append(attrs, "next", c.next)...)
 	default:
-		d.log.Warn("webhook: delivery stopped", attrs...)
+		d.log.Warn("webhook: delivery stopped", append(attrs, "reason", c.reason)...)
 	}
 }
 
@@ -400,11 +461,7 @@ func (d *Dispatcher) disabledURL(ctx context.Context, clientID string) (string, 
 	if err != nil {
 		return "", err
 	}
-	var e disabledEndpoint
-	if err := json.Unmarshal([]byte(raw), &e); err != nil {
-		return "", nil
-	}
-	return e.URL, nil
+	return parseDisabled(raw), nil
 }
 
 // redactURL keeps scheme, host and path: a query or user info may hold a

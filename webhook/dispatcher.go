@@ -174,6 +174,7 @@ func NewDispatcher(rdb redis.UniversalClient, subs Subscriptions, cfg Config) *D
 type job struct {
 	id         string
 	rec        *record
+	disabled   *string // the client's disabled endpoint URL, if already read
 	leaseUntil time.Time
 }
 
@@ -184,8 +185,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err := d.ensureGroup(ctx); err != nil {
 		return err
 	}
-	jobs := make(chan job, d.cfg.Workers)
-	var workers, loops sync.WaitGroup
+	jobs := make(chan job, 2*d.cfg.Workers)
+	done := make(chan completion, 2*d.cfg.Workers)
+	var workers, loops, writer sync.WaitGroup
+	writer.Go(func() { d.completer(done) })
 	for range d.cfg.Workers {
 		workers.Go(func() {
 			for j := range jobs {
@@ -193,7 +196,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 					d.release([]job{j})
 					continue
 				}
-				d.process(context.WithoutCancel(ctx), j)
+				d.process(context.WithoutCancel(ctx), j, done)
 			}
 		})
 	}
@@ -203,6 +206,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	loops.Wait()
 	close(jobs)
 	workers.Wait()
+	close(done)
+	writer.Wait()
 	return nil
 }
 
@@ -215,15 +220,18 @@ func (d *Dispatcher) ensureGroup(ctx context.Context) error {
 	return nil
 }
 
-// readLoop takes new stream entries for this replica.
+// readLoop takes new stream entries for this replica. Entries are read and
+// recorded in batches larger than the worker pool so that recording (one
+// script per batch) keeps ahead of the workers.
 func (d *Dispatcher) readLoop(ctx context.Context, jobs chan<- job) {
+	readBatch := max(4*d.cfg.Workers, 64)
 	block := min(time.Second, max(d.cfg.PollInterval, 50*time.Millisecond))
 	for ctx.Err() == nil {
 		streams, err := d.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 			Group:    GroupName,
 			Consumer: d.cfg.Consumer,
 			Streams:  []string{StreamKey, ">"},
-			Count:    int64(d.cfg.Workers),
+			Count:    int64(readBatch),
 			Block:    block,
 		}).Result()
 		if errors.Is(err, redis.Nil) {

@@ -125,19 +125,22 @@ func decodeAttempts(raw []string) []Attempt {
 // ingestScript creates delivery records for a batch of stream entries and
 // acknowledges the entries, atomically: a record that already exists (the
 // same event seen again, or an entry re-claimed after a crash) is left alone,
-// so each event is queued once per endpoint.
+// so each event is queued once per endpoint. It also reads whether each new
+// delivery's client endpoint is disabled, saving the worker a round trip.
 //
-// KEYS[1] stream, KEYS[2] due zset, then per entry: record hash, message set.
+// KEYS[1] stream, KEYS[2] due zset, KEYS[3] disabled hash, then per entry:
+// record hash, message set.
 // ARGV[1] group, ARGV[2] ttl seconds, ARGV[3] entry count, then per entry:
-// stream id, delivery id, due score, field count n, n field/value pairs.
-// Returns the delivery ids it created.
+// stream id, delivery id, client id, due score, field count n, n
+// field/value pairs.
+// Returns {delivery id, disabled-endpoint JSON or ""} for each created record.
 var ingestScript = redis.NewScript(`
 local created = {}
 local a = 4
 for i = 1, tonumber(ARGV[3]) do
-  local rec, idx = KEYS[1 + 2*i], KEYS[2 + 2*i]
-  local sid, did, score, nf = ARGV[a], ARGV[a+1], ARGV[a+2], tonumber(ARGV[a+3])
-  a = a + 4
+  local rec, idx = KEYS[2 + 2*i], KEYS[3 + 2*i]
+  local sid, did, client, score, nf = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], tonumber(ARGV[a+4])
+  a = a + 5
   if redis.call('EXISTS', rec) == 0 then
     redis.call('HSET', rec, unpack(ARGV, a, a + 2*nf - 1))
     redis.call('EXPIRE', rec, ARGV[2])
@@ -145,6 +148,7 @@ for i = 1, tonumber(ARGV[3]) do
     redis.call('EXPIRE', idx, ARGV[2])
     redis.call('ZADD', KEYS[2], score, did)
     created[#created + 1] = did
+    created[#created + 1] = redis.call('HGET', KEYS[3], client) or ''
   end
   a = a + 2*nf
   redis.call('XACK', KEYS[1], ARGV[1], sid)

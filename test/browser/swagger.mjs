@@ -1,0 +1,239 @@
+// Drives the gateway's Swagger UI in headless Debian Chromium (playwright-core,
+// no downloaded browser): lists the operations, authorizes with a demo JWT and
+// sends a real document through "Try it out", expecting 202 accepted.
+//
+//   node swagger.mjs http://127.0.0.1:8080
+//
+// Env: CHROMIUM (browser binary, default /usr/bin/chromium), SCREENSHOT (PNG
+// path written on failure). Prints one JSON summary line on success; exits 1
+// with a message (and the summary so far) on any failure.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const STEP_TIMEOUT_MS = 20_000; // every wait/click; well under the 30 s cap
+const WHOLE_RUN_MS = 55_000; // the brief: the whole run must end within 60 s
+
+// Operations the published API must show, as Swagger UI renders them.
+const REQUIRED_OPERATIONS = [
+  ['POST', '/v1/documents'],
+  ['POST', '/FHIR/STU3/$process-message'],
+  ['GET', '/v1/messages/{id}'],
+  ['GET', '/v1/messages'],
+];
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const samplePDF = path.resolve(here, '../../itk/testdata/sample.pdf');
+
+const summary = { ok: false, step: 'start' };
+const consoleErrors = [];
+
+function fail(message) {
+  const err = new Error(message);
+  err.assertion = true;
+  throw err;
+}
+
+// Swagger UI breaks long paths with zero-width spaces / <wbr>; compare without them.
+const cleanPath = (s) => s.replace(/[\u200b\s]/g, '');
+
+async function sendRequestBody() {
+  const pdf = await readFile(samplePDF);
+  return {
+    patient: { nhsNumber: '9000000009', birthDate: '1967-01-26', name: { family: 'Smith', given: ['Jane'] } },
+    sender: { odsCode: 'X26', name: 'Demo Clinic', mailbox: 'X26ABC1' },
+    author: { practitioner: { sdsUserId: '123456789012', name: { family: 'Jones', given: ['Sam'] } } },
+    documents: [
+      {
+        title: 'Consultation summary',
+        type: { code: '371531000', display: 'Report of clinical encounter' },
+        contentType: 'application/pdf',
+        data: pdf.toString('base64'),
+      },
+    ],
+  };
+}
+
+async function listedOperations(page) {
+  return page.$$eval('.opblock', (blocks) =>
+    blocks.map((b) => {
+      const method = b.querySelector('.opblock-summary-method')?.textContent ?? '';
+      const p = b.querySelector('.opblock-summary-path');
+      return { method: method.trim().toUpperCase(), path: p?.getAttribute('data-path') ?? p?.textContent ?? '' };
+    }),
+  );
+}
+
+async function checkOperations(page) {
+  summary.step = 'list operations';
+  await page.locator('.opblock .opblock-summary-path').first().waitFor({ timeout: STEP_TIMEOUT_MS });
+  const ops = (await listedOperations(page)).map((o) => ({ method: o.method, path: cleanPath(o.path) }));
+  const missing = REQUIRED_OPERATIONS.filter(([m, p]) => !ops.some((o) => o.method === m && o.path === p));
+  if (missing.length > 0) {
+    fail(`Swagger UI does not list ${missing.map((o) => o.join(' ')).join(', ')}; it lists ${ops.map((o) => `${o.method} ${o.path}`).join(', ')}`);
+  }
+  summary.operations = REQUIRED_OPERATIONS.map((o) => o.join(' '));
+  summary.operationsListed = ops.length;
+}
+
+async function authorize(page, base) {
+  summary.step = 'fetch demo token';
+  const res = await page.request.get(new URL('/demo/token', base).href, { timeout: STEP_TIMEOUT_MS });
+  if (res.status() !== 200) fail(`GET /demo/token returned ${res.status()}`);
+  const token = (await res.text()).trim();
+  if (token.split('.').length !== 3) fail('GET /demo/token did not return a compact JWT');
+
+  summary.step = 'authorize dialog';
+  await page.locator('.auth-wrapper .btn.authorize').click({ timeout: STEP_TIMEOUT_MS });
+  const dialog = page.locator('.modal-ux');
+  await dialog.waitFor({ timeout: STEP_TIMEOUT_MS });
+  const scheme = dialog.locator('.auth-container').filter({ hasText: 'BearerAuth' });
+  if ((await scheme.count()) !== 1) fail('Authorize dialog has no BearerAuth scheme');
+  const schemeText = await scheme.innerText();
+  if (!/apiKey/i.test(schemeText) || !/Authorization/.test(schemeText)) {
+    fail(`BearerAuth is not shown as an apiKey in the Authorization header: ${JSON.stringify(schemeText)}`);
+  }
+  await scheme.locator('input').first().fill(`Bearer ${token}`, { timeout: STEP_TIMEOUT_MS });
+  await scheme.locator('button.authorize, button[type=submit]').first().click({ timeout: STEP_TIMEOUT_MS });
+  // Once authorized Swagger UI swaps the Authorize button for Logout.
+  await scheme.locator('button.btn', { hasText: 'Logout' }).waitFor({ timeout: STEP_TIMEOUT_MS });
+  await dialog.locator('button.btn-done, button:has-text("Close")').first().click({ timeout: STEP_TIMEOUT_MS });
+  await dialog.waitFor({ state: 'detached', timeout: STEP_TIMEOUT_MS });
+  if (!(await page.locator('.auth-wrapper .btn.authorize.locked').count())) {
+    fail('Authorize button is not shown as locked after authorizing');
+  }
+  summary.authorized = 'BearerAuth';
+}
+
+async function sendDocument(page) {
+  summary.step = 'expand POST /v1/documents';
+  const op = page
+    .locator('.opblock.opblock-post')
+    .filter({ has: page.locator('.opblock-summary-path[data-path="/v1/documents"]') });
+  if ((await op.count()) !== 1) fail(`expected one POST /v1/documents block, found ${await op.count()}`);
+  await op.locator('.opblock-summary').first().click({ timeout: STEP_TIMEOUT_MS });
+  await op.locator('.try-out__btn').click({ timeout: STEP_TIMEOUT_MS });
+
+  summary.step = 'fill request body';
+  const contentType = op.locator('.body-param-content-type select');
+  if (await contentType.count()) {
+    await contentType.selectOption('application/json', { timeout: STEP_TIMEOUT_MS });
+  }
+  const textarea = op.locator('textarea.body-param__text');
+  await textarea.waitFor({ timeout: STEP_TIMEOUT_MS });
+  summary.exampleBodyShown = (await textarea.inputValue()).length > 2;
+  await textarea.fill(JSON.stringify(await sendRequestBody(), null, 2), { timeout: STEP_TIMEOUT_MS });
+
+  summary.step = 'execute';
+  const sent = page.waitForResponse(
+    (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/v1/documents',
+    { timeout: STEP_TIMEOUT_MS },
+  );
+  await op.locator('.btn.execute').click({ timeout: STEP_TIMEOUT_MS });
+  const response = await sent;
+  const authHeader = (await response.request().headerValue('authorization')) ?? '';
+  if (!authHeader.startsWith('Bearer ')) fail('the executed request did not carry "Authorization: Bearer <token>"');
+  const reqType = (await response.request().headerValue('content-type')) ?? '';
+  summary.request = { authorization: 'Bearer <jwt>', contentType: reqType };
+
+  summary.step = 'read response';
+  const live = op.locator('.live-responses-table .response');
+  await live.first().waitFor({ timeout: STEP_TIMEOUT_MS });
+  const statusShown = (await live.first().locator('.response-col_status').innerText()).trim();
+  const bodyShown = await live
+    .first()
+    .locator('.response-col_description pre')
+    .first()
+    .innerText({ timeout: STEP_TIMEOUT_MS });
+  summary.response = { networkStatus: response.status(), statusShown };
+  if (statusShown !== '202') fail(`Swagger UI shows status ${statusShown}, want 202; body: ${bodyShown.slice(0, 500)}`);
+  if (!/"status"\s*:\s*"accepted"/.test(bodyShown)) fail(`response body does not say "status": "accepted": ${bodyShown.slice(0, 500)}`);
+  let parsed;
+  try {
+    parsed = JSON.parse(bodyShown);
+  } catch {
+    fail(`response body shown is not JSON: ${bodyShown.slice(0, 500)}`);
+  }
+  if (typeof parsed.id !== 'string' || parsed.id === '') fail('response body has no message id');
+  summary.response.status = parsed.status;
+  summary.response.id = parsed.id;
+  summary.response.links = parsed.links ? Object.keys(parsed.links) : [];
+}
+
+async function main() {
+  const base = process.argv[2];
+  if (!base || !/^https?:\/\//.test(base)) {
+    console.error('usage: node swagger.mjs <gateway base URL, e.g. http://127.0.0.1:8080>');
+    process.exit(2);
+  }
+  const started = Date.now();
+  const watchdog = setTimeout(() => {
+    console.error(`FAIL: the browser check did not finish within ${WHOLE_RUN_MS / 1000} s (step: ${summary.step})`);
+    process.exit(1);
+  }, WHOLE_RUN_MS);
+
+  let browser;
+  let page;
+  let code = 0;
+  try {
+    summary.step = 'launch chromium';
+    // launch() gives each run a fresh, throw-away --user-data-dir.
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      headless: true,
+      timeout: STEP_TIMEOUT_MS,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    const context = await browser.newContext();
+    context.setDefaultTimeout(STEP_TIMEOUT_MS);
+    page = await context.newPage();
+    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+
+    summary.step = 'open /docs';
+    const nav = await page.goto(new URL('/docs', base).href, { waitUntil: 'load', timeout: STEP_TIMEOUT_MS });
+    const landed = new URL(page.url());
+    if (landed.pathname !== '/swagger/index.html') fail(`/docs led to ${landed.pathname}, want /swagger/index.html`);
+    if (!nav || nav.status() !== 200) fail(`/swagger/index.html returned ${nav?.status()}`);
+    summary.docs = landed.pathname;
+    const schemaErrors = page.locator('.errors-wrapper');
+    await checkOperations(page);
+    if (await schemaErrors.count()) {
+      fail(`Swagger UI reports errors in the OpenAPI document: ${(await schemaErrors.innerText()).slice(0, 500)}`);
+    }
+    await authorize(page, base);
+    await sendDocument(page);
+    summary.ok = true;
+    summary.step = 'done';
+  } catch (err) {
+    code = 1;
+    summary.error = err.assertion ? err.message : `${err.name}: ${err.message.split('\n')[0]}`;
+    if (page && process.env.SCREENSHOT) {
+      await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true }).catch(() => {});
+      summary.screenshot = process.env.SCREENSHOT;
+    }
+  } finally {
+    summary.durationMs = Date.now() - started;
+    if (consoleErrors.length) summary.consoleErrors = consoleErrors.slice(0, 5);
+    await browser?.close().catch(() => {});
+    clearTimeout(watchdog);
+  }
+  if (code !== 0) {
+    console.error(`FAIL at step "${summary.step}": ${summary.error}`);
+    console.log(JSON.stringify(summary));
+    process.exit(code);
+  }
+  console.log(JSON.stringify(summary));
+}
+
+await main();
