@@ -37,6 +37,8 @@ type Store interface {
 	FindByITK(ctx context.Context, ref string) (*tracking.Message, error)
 	Transition(ctx context.Context, id string, from []tracking.State, to tracking.State, ev tracking.Event, mutate func(*tracking.Message)) (*tracking.Message, error)
 	AddEvent(ctx context.Context, id string, ev tracking.Event) error
+	Update(ctx context.Context, id string, mutate func(*tracking.Message) error) (*tracking.Message, error)
+	Get(ctx context.Context, id string) (*tracking.Message, error)
 }
 
 // Observer receives poll outcomes for metrics (optional).
@@ -322,69 +324,93 @@ func (c *Collector) recordAck(ctx context.Context, ack *itk.Acknowledgement, ack
 	if err != nil {
 		return outcomeRetry, err.Error()
 	}
+	business := ack.Kind == itk.AckBusiness
+	if already := msg.InfAck; !business && already != nil && already.MeshMessageID == ackMeshID {
+		return outcomeRecorded, "" // recorded before a crash; only the MESH acknowledge was missing
+	}
+	if already := msg.BusAck; business && already != nil && already.MeshMessageID == ackMeshID {
+		return outcomeRecorded, ""
+	}
+	now := c.cfg.Now().UTC()
+	// An acknowledgement proves the practice collected the message, even if
+	// MESH tracking has not been polled since.
+	if msg.State == tracking.StateSent || msg.State == tracking.StateSending {
+		ev := tracking.Event{Type: tracking.EventDelivered, State: tracking.StateDelivered, At: now,
+			MeshMessageID: msg.MeshMessageID, Display: "Collected by the recipient (its acknowledgement arrived)"}
+		_, err := c.store.Transition(ctx, msg.ID, []tracking.State{tracking.StateSent, tracking.StateSending}, tracking.StateDelivered, ev,
+			func(m *tracking.Message) {
+				if m.DeliveredAt == nil {
+					m.DeliveredAt = &now
+				}
+			})
+		if err != nil && !errors.Is(err, tracking.ErrStateConflict) {
+			return outcomeRetry, err.Error()
+		}
+	}
+
 	recorded := &tracking.Ack{Code: ack.Code, Display: ack.Display, Positive: ack.Positive,
 		Diagnostics: strings.Join(ack.Diagnostics, "; "), ReceivedAt: ack.Timestamp.UTC(), MeshMessageID: ackMeshID}
-	ev := tracking.Event{At: c.cfg.Now().UTC(), Code: ack.Code, Display: ack.Display, Diagnostics: recorded.Diagnostics, MeshMessageID: ackMeshID}
+	ev := tracking.Event{At: now, Code: ack.Code, Display: ack.Display, Diagnostics: recorded.Diagnostics, MeshMessageID: ackMeshID}
 	var (
 		from []tracking.State
 		to   tracking.State
 		set  func(*tracking.Message)
 	)
-	if ack.Kind == itk.AckBusiness {
-		ev.Type, from = tracking.EventBusAck, busAckFrom
-		to = tracking.StateBusAcked
+	if business {
+		ev.Type, from, to = tracking.EventBusAck, busAckFrom, tracking.StateBusAcked
 		if !ack.Positive {
 			to = tracking.StateBusNacked
 		}
 		set = func(m *tracking.Message) { m.BusAck = recorded; m.AckOverdue = false }
 	} else {
-		ev.Type, from = tracking.EventInfAck, infAckFrom
-		to = tracking.StateInfAcked
+		ev.Type, from, to = tracking.EventInfAck, infAckFrom, tracking.StateInfAcked
 		if !ack.Positive {
 			to = tracking.StateInfNacked
 		}
-		set = func(m *tracking.Message) { m.InfAck = recorded; m.AckOverdue = false }
+		set = func(m *tracking.Message) { m.InfAck = recorded; m.AckOverdue = m.AckOverdue && m.BusAck == nil }
 	}
 	ev.State = to
 	if c.cfg.Observer != nil && msg.SentAt != nil {
 		c.cfg.Observer.AckLatency(string(ack.Kind), ack.Timestamp.Sub(*msg.SentAt))
 	}
 	_, err = c.store.Transition(ctx, msg.ID, from, to, ev, set)
-	return c.settle(ctx, msg.ID, err, ev)
+	if errors.Is(err, tracking.ErrStateConflict) {
+		// Out of order (an infrastructure ack read after the business ack) or
+		// after a failure: keep the ack and its history without moving state.
+		cur, err := c.store.Update(ctx, msg.ID, func(m *tracking.Message) error { set(m); return nil })
+		if err != nil {
+			return outcomeRetry, err.Error()
+		}
+		ev.State = cur.State
+		if err := c.store.AddEvent(ctx, msg.ID, ev); err != nil {
+			return outcomeRetry, err.Error()
+		}
+		return outcomeRecorded, ""
+	}
+	if err != nil {
+		return outcomeRetry, err.Error()
+	}
+	return outcomeRecorded, ""
 }
 
-// settle handles a transition that found the message in another state: an
-// ack arriving after a later one (e.g. infack after busack) is kept as history.
+// settle handles a report for a message already in another state (e.g.
+// acknowledged): the report is kept in its history.
 func (c *Collector) settle(ctx context.Context, id string, err error, ev tracking.Event) (outcome, string) {
 	if err == nil {
 		return outcomeRecorded, ""
 	}
 	if errors.Is(err, tracking.ErrStateConflict) {
-		cur, gerr := c.currentState(ctx, id)
+		cur, gerr := c.store.Get(ctx, id)
 		if gerr != nil {
 			return outcomeRetry, gerr.Error()
 		}
-		ev.State = cur
+		ev.State = cur.State
 		if aerr := c.store.AddEvent(ctx, id, ev); aerr != nil {
 			return outcomeRetry, aerr.Error()
 		}
 		return outcomeRecorded, ""
 	}
 	return outcomeRetry, err.Error()
-}
-
-func (c *Collector) currentState(ctx context.Context, id string) (tracking.State, error) {
-	type getter interface {
-		Get(ctx context.Context, id string) (*tracking.Message, error)
-	}
-	if g, ok := c.store.(getter); ok {
-		m, err := g.Get(ctx, id)
-		if err != nil {
-			return "", err
-		}
-		return m.State, nil
-	}
-	return "", nil
 }
 
 // correlate finds the sent message an ITK3 response answers: first by the

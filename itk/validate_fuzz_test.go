@@ -63,6 +63,7 @@ func FuzzValidateXML(f *testing.F) {
 
 func FuzzParseAck(f *testing.F) {
 	seedExamples(f, "itk-response-*")
+	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"MessageHeader","event":{"code":"ITK008M"},"response":{"identifier":"x","code":"ok"}}},{"resource":{"resourceType":"OperationOutcome","issue":[{"details":{"coding":[{"code":"20013"}]}}]}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ack, err := ParseAck(data)
 		if err == nil && (ack == nil || !isResponseCode(ack.Code)) {

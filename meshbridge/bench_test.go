@@ -29,7 +29,7 @@ func BenchmarkSend100KB(b *testing.B) {
 	rd := bytes.NewReader(payload)
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for b.Loop() {
 		rd.Reset(payload)
 		if _, err := c.Send(ctx, opts, rd, int64(len(payload))); err != nil {
@@ -37,6 +37,7 @@ func BenchmarkSend100KB(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	reportCPU(b, cpu0)
 }
 
 // drain reads a body with a large buffer, as a production server would.
@@ -62,13 +63,14 @@ func BenchmarkSendChunked200MB(b *testing.B) {
 	src := corpus(1 << 20)
 	ctx := context.Background()
 	b.SetBytes(streamSize)
-	peak := startPeakHeap()
+	peak, cpu0 := startPeakHeap(), processCPU()
 	for b.Loop() {
 		if _, err := c.Send(ctx, basicOpts(), newGenReader(src, streamSize), streamSize); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(peak.Stop())/(1<<20), "peak-heap-MiB")
+	reportCPU(b, cpu0)
 }
 
 // BenchmarkDownloadChunked200MB: 10 gzip chunks of 20 MiB (precompressed on
@@ -98,7 +100,7 @@ func BenchmarkDownloadChunked200MB(b *testing.B) {
 	}), nil)
 	ctx := context.Background()
 	b.SetBytes(int64(n) * DefaultChunkSize)
-	peak := startPeakHeap()
+	peak, cpu0 := startPeakHeap(), processCPU()
 	for b.Loop() {
 		cw := &crcWriter{}
 		if _, err := c.Download(ctx, "MSG1", io.Writer(cw)); err != nil {
@@ -109,4 +111,14 @@ func BenchmarkDownloadChunked200MB(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(peak.Stop())/(1<<20), "peak-heap-MiB")
+	reportCPU(b, cpu0)
+}
+
+// reportCPU adds the process CPU time per operation (client and loopback
+// server together): on a shared box it shows the cost independent of how
+// much CPU the neighbours left us.
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+	}
 }

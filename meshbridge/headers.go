@@ -121,7 +121,7 @@ func validatePathSegment(field, v string) error {
 	return nil
 }
 
-// sendHeaders builds and validates the first-chunk headers of a message. The
+// firstChunkHeaders builds and validates the first-chunk headers of a message. The
 // map returned is a template: callers copy it per request.
 func (o *SendOptions) firstChunkHeaders(total int) (http.Header, error) {
 	if o.To == "" {

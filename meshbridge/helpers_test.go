@@ -128,7 +128,7 @@ func startPeakHeap() *peakHeap {
 	go func() {
 		defer close(p.done)
 		var ms runtime.MemStats
-		tick := time.NewTicker(5 * time.Millisecond)
+		tick := time.NewTicker(25 * time.Millisecond) // ReadMemStats stops the world: sample sparingly
 		defer tick.Stop()
 		for {
 			runtime.ReadMemStats(&ms)

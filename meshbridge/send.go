@@ -63,11 +63,13 @@ func chunkLen(k int, size, chunkSize int64) int64 {
 	return min(chunkSize, size-int64(k-1)*chunkSize)
 }
 
-// chunkBuffers are reused across the chunks of one send so that memory stays
-// at about one uncompressed plus one compressed chunk whatever the size.
+// chunkBuffers are reused across the chunks of a send (and across sends via
+// the client's pool): one uncompressed chunk plus two compressed ones, so
+// that chunk k+1 is gzipped while chunk k is on the wire and memory stays at
+// about two chunks whatever the message size.
 type chunkBuffers struct {
 	raw   []byte
-	zbuf  bytes.Buffer
+	z     [2]bytes.Buffer
 	gz    *gzip.Writer
 	level int
 }
@@ -88,18 +90,18 @@ func (b *chunkBuffers) rawBuf(n int64) []byte {
 	return b.raw[:n]
 }
 
-// gzipped compresses data as one independent gzip member into the reused buffer.
-func (b *chunkBuffers) gzipped(data []byte) ([]byte, error) {
-	b.zbuf.Reset()
-	b.zbuf.Grow(len(data) + len(data)/64 + 1024) // incompressible data grows slightly
+// gzipInto compresses data as one independent gzip member into zb.
+func (b *chunkBuffers) gzipInto(zb *bytes.Buffer, data []byte) ([]byte, error) {
+	zb.Reset()
+	zb.Grow(len(data)/2 + 4096) // documents compress well; a larger output grows once, then stays pooled
 	if b.gz == nil {
-		gz, err := gzip.NewWriterLevel(&b.zbuf, b.level)
+		gz, err := gzip.NewWriterLevel(zb, b.level)
 		if err != nil {
 			return nil, fmt.Errorf("meshbridge: gzip: %w", err)
 		}
 		b.gz = gz
 	} else {
-		b.gz.Reset(&b.zbuf)
+		b.gz.Reset(zb)
 	}
 	if _, err := b.gz.Write(data); err != nil {
 		return nil, fmt.Errorf("meshbridge: gzip: %w", err)
@@ -107,7 +109,78 @@ func (b *chunkBuffers) gzipped(data []byte) ([]byte, error) {
 	if err := b.gz.Close(); err != nil {
 		return nil, fmt.Errorf("meshbridge: gzip: %w", err)
 	}
-	return b.zbuf.Bytes(), nil
+	return zb.Bytes(), nil
+}
+
+// preparedChunk is one gzipped chunk ready to go on the wire.
+type preparedChunk struct {
+	data []byte
+	zb   *bytes.Buffer
+	err  error
+}
+
+// gzipPipeline reads and gzips chunks in a goroutine, one chunk ahead of the
+// sender, so compression (CPU) overlaps the upload (network).
+type gzipPipeline struct {
+	out    chan preparedChunk
+	free   chan *bytes.Buffer
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (b *chunkBuffers) startGzipPipeline(ctx context.Context, body io.Reader, from, n int, cs, size int64) *gzipPipeline {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &gzipPipeline{out: make(chan preparedChunk), free: make(chan *bytes.Buffer, len(b.z)),
+		cancel: cancel, done: make(chan struct{})}
+	for i := range b.z {
+		p.free <- &b.z[i]
+	}
+	go func() {
+		defer close(p.done)
+		for k := from; k <= n; k++ {
+			var zb *bytes.Buffer
+			select {
+			case zb = <-p.free:
+			case <-ctx.Done():
+				return
+			}
+			pc := preparedChunk{zb: zb}
+			raw := b.rawBuf(chunkLen(k, size, cs))
+			if _, err := io.ReadFull(body, raw); err != nil {
+				pc.err = fmt.Errorf("read message body: %w", err)
+			} else {
+				pc.data, pc.err = b.gzipInto(zb, raw)
+			}
+			select {
+			case p.out <- pc:
+			case <-ctx.Done():
+				return
+			}
+			if pc.err != nil {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// next waits for the next chunk in order.
+func (p *gzipPipeline) next(ctx context.Context) (preparedChunk, error) {
+	select {
+	case pc := <-p.out:
+		return pc, pc.err
+	case <-ctx.Done():
+		return preparedChunk{}, ctx.Err()
+	}
+}
+
+// release hands a sent chunk's buffer back to the producer.
+func (p *gzipPipeline) release(pc preparedChunk) { p.free <- pc.zb }
+
+// stop ends the producer and waits for it, so the buffers can be reused.
+func (p *gzipPipeline) stop() {
+	p.cancel()
+	<-p.done
 }
 
 // writeProgress follows the first-chunk request through the transport to
@@ -171,21 +244,42 @@ func (c *Client) Send(ctx context.Context, opts SendOptions, body io.Reader, siz
 		return SendResult{}, err
 	}
 	hdr[hdrChunkRange] = []string{chunkRange(1, n)}
-	if c.compress {
-		hdr[hdrContentEncoding] = []string{encodingGzip}
-	}
 	bufs := c.getBuffers()
 	defer c.putBuffers(bufs)
-	id, err := c.sendFirst(ctx, hdr, body, chunkLen(1, size, cs), n == 1, bufs)
-	if err != nil {
-		return SendResult{}, err
+
+	var id string
+	var pipe *gzipPipeline
+	if c.compress {
+		hdr[hdrContentEncoding] = []string{encodingGzip}
+		pipe = bufs.startGzipPipeline(ctx, body, 1, n, cs, size)
+		defer pipe.stop()
+		pc, err := pipe.next(ctx)
+		if err != nil {
+			return SendResult{}, &FirstChunkError{Err: fmt.Errorf("meshbridge: %w", err)}
+		}
+		id, err = c.sendFirst(ctx, hdr, bytes.NewReader(pc.data), int64(len(pc.data)))
+		pipe.release(pc)
+		if err != nil {
+			return SendResult{}, err
+		}
+	} else {
+		first := chunkLen(1, size, cs)
+		var payload io.Reader = io.LimitReader(body, first)
+		if n == 1 && inMemoryLen(body) == first {
+			// The transport writes known in-memory bodies together with
+			// the headers in one buffered write.
+			payload = body
+		}
+		if id, err = c.sendFirst(ctx, hdr, payload, first); err != nil {
+			return SendResult{}, err
+		}
 	}
 	if opts.OnMessageID != nil {
 		if err := opts.OnMessageID(ctx, id); err != nil {
 			return SendResult{MessageID: id, Chunks: 1}, fmt.Errorf("meshbridge: OnMessageID: %w", err)
 		}
 	}
-	done, err := c.sendRemaining(ctx, id, 2, n, cs, size, body, bufs)
+	done, err := c.sendRemaining(ctx, id, 2, n, cs, size, body, bufs, pipe)
 	return SendResult{MessageID: id, Chunks: done}, err
 }
 
@@ -210,7 +304,12 @@ func (c *Client) ContinueSend(ctx context.Context, messageID string, fromChunk i
 	}
 	bufs := c.getBuffers()
 	defer c.putBuffers(bufs)
-	done, err := c.sendRemaining(ctx, messageID, fromChunk, n, cs, size, body, bufs)
+	var pipe *gzipPipeline
+	if c.compress {
+		pipe = bufs.startGzipPipeline(ctx, body, fromChunk, n, cs, size)
+		defer pipe.stop()
+	}
+	done, err := c.sendRemaining(ctx, messageID, fromChunk, n, cs, size, body, bufs, pipe)
 	return SendResult{MessageID: messageID, Chunks: done}, err
 }
 
@@ -226,35 +325,52 @@ func (c *Client) SendChunk(ctx context.Context, messageID string, chunk, total i
 	if len(data) == 0 {
 		return &ValidationError{Field: "data", Reason: "must not be empty"}
 	}
-	bufs := c.getBuffers()
-	defer c.putBuffers(bufs)
-	return c.sendChunk(ctx, messageID, chunk, total, data, compress, bufs)
+	payload := data
+	if compress {
+		bufs := c.getBuffers()
+		defer c.putBuffers(bufs)
+		var err error
+		if payload, err = bufs.gzipInto(&bufs.z[0], data); err != nil {
+			return &ChunkError{MessageID: messageID, Chunk: chunk, Total: total, Err: err}
+		}
+	}
+	return c.sendChunk(ctx, messageID, chunk, total, payload, compress)
 }
 
-func (c *Client) sendRemaining(ctx context.Context, id string, from, n int, cs, size int64, body io.Reader, bufs *chunkBuffers) (int, error) {
+// sendRemaining sends chunks from..n in order: from the gzip pipeline when
+// compressing, else read straight into the reused chunk buffer.
+func (c *Client) sendRemaining(ctx context.Context, id string, from, n int, cs, size int64, body io.Reader, bufs *chunkBuffers, pipe *gzipPipeline) (int, error) {
 	for k := from; k <= n; k++ {
+		if pipe != nil {
+			pc, err := pipe.next(ctx)
+			if err != nil {
+				return k - 1, &ChunkError{MessageID: id, Chunk: k, Total: n, Err: err}
+			}
+			err = c.sendChunk(ctx, id, k, n, pc.data, true)
+			pipe.release(pc)
+			if err != nil {
+				return k - 1, err
+			}
+			continue
+		}
 		data := bufs.rawBuf(chunkLen(k, size, cs))
 		if _, err := io.ReadFull(body, data); err != nil {
 			return k - 1, &ChunkError{MessageID: id, Chunk: k, Total: n, Err: fmt.Errorf("read message body: %w", err)}
 		}
-		if err := c.sendChunk(ctx, id, k, n, data, c.compress, bufs); err != nil {
+		if err := c.sendChunk(ctx, id, k, n, data, false); err != nil {
 			return k - 1, err
 		}
 	}
 	return n, nil
 }
 
-func (c *Client) sendChunk(ctx context.Context, id string, k, n int, data []byte, compress bool, bufs *chunkBuffers) error {
-	payload := data
+// sendChunk POSTs chunk k of n (payload already encoded), retrying per policy.
+func (c *Client) sendChunk(ctx context.Context, id string, k, n int, payload []byte, gzipped bool) error {
 	hdr := http.Header{
 		hdrContentType: {octetStream},
 		hdrChunkRange:  {chunkRange(k, n)},
 	}
-	if compress {
-		var err error
-		if payload, err = bufs.gzipped(data); err != nil {
-			return &ChunkError{MessageID: id, Chunk: k, Total: n, Err: err}
-		}
+	if gzipped {
 		hdr[hdrContentEncoding] = []string{encodingGzip}
 	}
 	r := request{
@@ -283,28 +399,8 @@ type sendWire struct {
 	MessageIDv1 string `json:"messageID"`
 }
 
-// sendFirst POSTs chunk 1 exactly once. Uncompressed data streams straight
-// from body; compressed data is gzipped into the reused buffer first.
-func (c *Client) sendFirst(ctx context.Context, hdr http.Header, body io.Reader, length int64, single bool, bufs *chunkBuffers) (string, error) {
-	var payload io.Reader
-	switch {
-	case c.compress:
-		data := bufs.rawBuf(length)
-		if _, err := io.ReadFull(body, data); err != nil {
-			return "", &FirstChunkError{Err: fmt.Errorf("meshbridge: read message body: %w", err)}
-		}
-		z, err := bufs.gzipped(data)
-		if err != nil {
-			return "", &FirstChunkError{Err: err}
-		}
-		payload, length = bytes.NewReader(z), int64(len(z))
-	case single && inMemoryLen(body) == length:
-		// The transport writes known in-memory bodies together with the
-		// headers in one buffered write.
-		payload = body
-	default:
-		payload = io.LimitReader(body, length)
-	}
+// sendFirst POSTs chunk 1 (payload already encoded, length bytes) exactly once.
+func (c *Client) sendFirst(ctx context.Context, hdr http.Header, payload io.Reader, length int64) (string, error) {
 	var progress writeProgress
 	actx, cancel := context.WithTimeout(httptrace.WithClientTrace(ctx, progress.trace()), c.timeout)
 	defer cancel()

@@ -16,19 +16,29 @@ import (
 
 const streamSize = 200 << 20
 
-func TestChunkedSend200MBBoundedMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("200 MB stream")
+// streamShape is the message size and chunk size of the stream tests: 200 MB
+// in 20 MiB chunks, scaled down under -short or the race detector.
+func streamShape() (size, chunk int64) {
+	switch {
+	case raceEnabled:
+		return 6 << 20, 1 << 20
+	case testing.Short():
+		return 24 << 20, 4 << 20
 	}
+	return streamSize, DefaultChunkSize
+}
+
+func TestChunkedSend200MBBoundedMemory(t *testing.T) {
+	size, chunk := streamShape()
 	v := &sequentialVerifier{}
-	c, _ := newTestClient(t, v, func(cfg *Config) { cfg.Compress = true })
-	gen := newGenReader(corpus(1<<20), streamSize)
+	c, _ := newTestClient(t, v, func(cfg *Config) { cfg.Compress = true; cfg.ChunkSize = chunk })
+	gen := newGenReader(corpus(1<<20), size)
 
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	peak := startPeakHeap()
-	res, err := c.Send(context.Background(), basicOpts(), gen, streamSize)
+	res, err := c.Send(context.Background(), basicOpts(), gen, size)
 	peakInuse := peak.Stop()
 	runtime.ReadMemStats(&after)
 	if err != nil {
@@ -37,22 +47,22 @@ func TestChunkedSend200MBBoundedMemory(t *testing.T) {
 	if errs := v.problems(); len(errs) > 0 {
 		t.Fatalf("server saw: %v", errs)
 	}
-	wantChunks := int((streamSize + DefaultChunkSize - 1) / DefaultChunkSize)
+	wantChunks := chunkCount(size, chunk)
 	if res.Chunks != wantChunks || v.total != wantChunks || v.next != wantChunks {
 		t.Fatalf("chunks: result %d, server saw %d of %d; want %d", res.Chunks, v.next, v.total, wantChunks)
 	}
-	if v.bytes != streamSize || v.crc != gen.crc {
-		t.Fatalf("server got %d bytes crc %08x, sent %d crc %08x", v.bytes, v.crc, int64(streamSize), gen.crc)
+	if v.bytes != size || v.crc != gen.crc {
+		t.Fatalf("server got %d bytes crc %08x, sent %d crc %08x", v.bytes, v.crc, size, gen.crc)
 	}
 	growth := int64(peakInuse) - int64(before.HeapInuse)
-	bound := 3*DefaultChunkSize + 30<<20
+	bound := 3*chunk + 30<<20
 	t.Logf("heap in use: before %d MiB, peak %d MiB (growth %d MiB, bound %d MiB); TotalAlloc delta %d MiB",
 		before.HeapInuse>>20, peakInuse>>20, growth>>20, bound>>20, (after.TotalAlloc-before.TotalAlloc)>>20)
 	if growth > bound {
 		t.Fatalf("peak heap growth %d MiB exceeds %d MiB", growth>>20, bound>>20)
 	}
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > streamSize/2 {
-		t.Fatalf("allocated %d MiB for a %d MiB message: not streaming", alloc>>20, streamSize>>20)
+	if alloc := int64(after.TotalAlloc - before.TotalAlloc); alloc > 4*chunk+30<<20 {
+		t.Fatalf("allocated %d MiB for a %d MiB message: not streaming", alloc>>20, size>>20)
 	}
 }
 
@@ -151,12 +161,10 @@ func chunkServer(src []byte, size, chunkSize int64) http.Handler {
 }
 
 func TestChunkedDownload200MBBoundedMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("200 MB stream")
-	}
+	size, chunk := streamShape()
 	src := corpus(1 << 20)
-	c, _ := newTestClient(t, chunkServer(src, streamSize, DefaultChunkSize), nil)
-	want := newGenReader(src, streamSize)
+	c, _ := newTestClient(t, chunkServer(src, size, chunk), nil)
+	want := newGenReader(src, size)
 	if _, err := io.Copy(io.Discard, want); err != nil {
 		t.Fatal(err)
 	}
@@ -170,8 +178,8 @@ func TestChunkedDownload200MBBoundedMemory(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Download: %v", err)
 	}
-	if cw.n != streamSize || cw.crc != want.crc || meta.TotalChunks != 10 {
-		t.Fatalf("downloaded %d bytes crc %08x (%d chunks), want %d crc %08x", cw.n, cw.crc, meta.TotalChunks, int64(streamSize), want.crc)
+	if cw.n != size || cw.crc != want.crc || meta.TotalChunks != chunkCount(size, chunk) {
+		t.Fatalf("downloaded %d bytes crc %08x (%d chunks), want %d crc %08x", cw.n, cw.crc, meta.TotalChunks, size, want.crc)
 	}
 	growth := int64(peakInuse) - int64(before.HeapInuse)
 	t.Logf("download heap growth %d MiB", growth>>20)

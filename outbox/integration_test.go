@@ -44,6 +44,10 @@ func TestRealRedisAcceptAndSend(t *testing.T) {
 	for i := range n {
 		h.waitState(fmt.Sprintf("m%d", i), tracking.StateSent)
 	}
+	h.waitUntil("tracking polls scheduled", func() bool {
+		k, _ := rdb.ZCard(ctx, tracking.TrackDue).Result()
+		return k == n
+	})
 	c.Add(3 * time.Minute)
 	for i := range n {
 		h.waitState(fmt.Sprintf("m%d", i), tracking.StateDelivered)
@@ -63,5 +67,58 @@ func TestRealRedisAcceptAndSend(t *testing.T) {
 	t.Cleanup(func() { _ = rdb2.Close() })
 	if warn, err := tracking.NewStore(rdb2, tracking.StoreOptions{}).CheckDurability(ctx); err != nil || warn != tracking.WarnAOFOff {
 		t.Fatalf("CheckDurability without AOF = %q, %v", warn, err)
+	}
+}
+
+// Every key shares the {gw} hash tag, so WATCH/MULTI, MGET and the Lua
+// scripts work on Redis Cluster (a CROSSSLOT error would fail this test).
+func TestRealRedisCluster(t *testing.T) {
+	addr := redistest.StartCluster(t)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{addr}})
+	t.Cleanup(func() { _ = rdb.Close() })
+	c := &clock{t: time.Now().UTC()}
+	store := tracking.NewStore(rdb, tracking.StoreOptions{Now: c.Now, PayloadChunk: 4})
+	ctx := context.Background()
+	h := &harness{t: t, rdb: rdb, store: store, clock: c, logs: &syncBuffer{}}
+	for i := range 3 {
+		msg := &tracking.Message{ID: fmt.Sprintf("m%d", i), ClientID: "client-{x}", Mailbox: "MBX1", To: patientTo,
+			WorkflowID: "WF", IdempotencyKey: fmt.Sprintf("k%d", i), RequestHash: "h", BundleID: fmt.Sprintf("b%d", i)}
+		if _, _, err := store.Accept(ctx, msg, strings.NewReader("0123456789")); err != nil {
+			t.Fatalf("Accept on cluster: %v", err)
+		}
+	}
+	page, _, err := store.List(ctx, "client-{x}", tracking.ListFilter{})
+	if err != nil || len(page) != 3 {
+		t.Fatalf("List on cluster = %d, %v", len(page), err)
+	}
+	// The first send fails transiently, so the retry path (ZSET + Lua move)
+	// runs on the cluster too.
+	f := &fakeSender{send: func(_ context.Context, n int) (meshbridge.SendResult, error) {
+		if n == 0 {
+			return meshbridge.SendResult{}, &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 503}}
+		}
+		return meshbridge.SendResult{}, nil
+	}}
+	cfg := h.config("cluster-replica")
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	h.run(senderMap{"MBX1": f}, cfg)
+	h.waitUntil("retry scheduled", func() bool {
+		n, _ := rdb.ZCard(ctx, tracking.OutboxDelayed).Result()
+		return n == 1
+	})
+	c.Add(time.Hour)
+	for i := range 3 {
+		h.waitState(fmt.Sprintf("m%d", i), tracking.StateSent)
+	}
+	if sends, _, _ := f.counts(); sends != 4 {
+		t.Fatalf("sends = %d, want 4 (one retry)", sends)
+	}
+	if got, err := store.FindByITK(ctx, "b1"); err != nil || got.ID != "m1" {
+		t.Fatalf("FindByITK on cluster = %v, %v", got, err)
+	}
+	for _, s := range f.sends {
+		if string(s.body) != "0123456789" {
+			t.Fatalf("payload read back on cluster = %q", s.body)
+		}
 	}
 }

@@ -46,6 +46,9 @@ func (w *Worker) process(ctx context.Context, id string) (done bool, retryAt tim
 	}
 	sender, ok := w.senders.ForMailbox(rec.Mailbox)
 	if !ok {
+		// Configuration, not the message: say so loudly.
+		w.log.Error("no MESH client for the sending mailbox", slog.String("message_id", rec.ID),
+			slog.String("mailbox", rec.Mailbox))
 		w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed,
 			&tracking.MeshError{Code: CodeNoMailbox, Description: "no MESH client for the sending mailbox"})
 		return true, time.Time{}
@@ -80,7 +83,8 @@ func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender Me
 	if rec.FirstChunkUnconfirmed {
 		evType = tracking.EventResent
 	}
-	rec, err := w.store.Transition(ctx, rec.ID, []tracking.State{tracking.StateAccepted, tracking.StateSending},
+	id := rec.ID
+	rec, err := w.store.Transition(ctx, id, []tracking.State{tracking.StateAccepted, tracking.StateSending},
 		tracking.StateSending, tracking.Event{Type: evType, Attempt: rec.Attempts + 1}, func(m *tracking.Message) {
 			m.Attempts++
 			m.FirstChunkAttempts++
@@ -92,7 +96,7 @@ func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender Me
 		return true, time.Time{}
 	}
 	if err != nil {
-		w.log.Warn("outbox record attempt failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
+		w.log.Warn("outbox record attempt failed", slog.String("message_id", id), slog.String("error", err.Error()))
 		return false, time.Time{}
 	}
 	w.log.Info("sending to MESH", slog.String("message_id", rec.ID), slog.String("mailbox", rec.Mailbox),
@@ -138,13 +142,17 @@ func (w *Worker) resume(ctx context.Context, rec *tracking.Message, sender MeshS
 			return true, time.Time{}
 		}
 	}
-	rec, err := w.store.Update(ctx, rec.ID, func(m *tracking.Message) error {
+	id := rec.ID
+	rec, err := w.store.Update(ctx, id, func(m *tracking.Message) error {
 		m.Attempts++
 		m.ChunkSize = cs
 		return nil
 	})
+	if errors.Is(err, tracking.ErrNotFound) {
+		return true, time.Time{}
+	}
 	if err != nil {
-		w.log.Warn("outbox record attempt failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
+		w.log.Warn("outbox record attempt failed", slog.String("message_id", id), slog.String("error", err.Error()))
 		return false, time.Time{}
 	}
 	from := sent + 1

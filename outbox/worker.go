@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,9 +33,22 @@ type MeshSender interface {
 	Track(ctx context.Context, messageID string) (*meshbridge.Tracking, error)
 }
 
+// *meshbridge.Client is the production MeshSender.
+var _ MeshSender = (*meshbridge.Client)(nil)
+
 // Senders finds the MESH client of a sending mailbox.
 type Senders interface {
 	ForMailbox(mailboxID string) (MeshSender, bool)
+}
+
+// MailboxSenders is a fixed Senders keyed by upper-case MESH mailbox id
+// (MESH ids are case-insensitive; meshbridge upper-cases them too).
+type MailboxSenders map[string]MeshSender
+
+// ForMailbox implements Senders.
+func (m MailboxSenders) ForMailbox(mailboxID string) (MeshSender, bool) {
+	s, ok := m[strings.ToUpper(mailboxID)]
+	return s, ok
 }
 
 // Config tunes a Worker. Zero values take the defaults noted.
@@ -170,7 +184,7 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 func isBusyGroup(err error) bool {
-	return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP"
+	return err != nil && strings.HasPrefix(err.Error(), "BUSYGROUP")
 }
 
 // dispatch hands stream entries to at most Concurrency handlers. An entry

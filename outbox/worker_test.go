@@ -47,9 +47,11 @@ type fakeSender struct {
 	continues []sendCall
 	tracks    int
 	// send answers call n (0-based); nil = success with id "MESH-<n>".
-	send     func(ctx context.Context, n int) (meshbridge.SendResult, error)
-	cont     func(n int) (meshbridge.SendResult, error)
-	track    func(n int) (*meshbridge.Tracking, error)
+	send  func(ctx context.Context, n int) (meshbridge.SendResult, error)
+	cont  func(n int) (meshbridge.SendResult, error)
+	track func(n int) (*meshbridge.Tracking, error)
+	// afterID runs once OnMessageID returned, where chunk 2 would be sent.
+	afterID  func(meshID string)
 	inflight int
 	maxIn    int
 	hold     time.Duration
@@ -89,6 +91,9 @@ func (f *fakeSender) Send(ctx context.Context, opts meshbridge.SendOptions, body
 		if err := opts.OnMessageID(ctx, id); err != nil {
 			return meshbridge.SendResult{MessageID: id, Chunks: 1}, err
 		}
+	}
+	if f.afterID != nil {
+		f.afterID(id)
 	}
 	return meshbridge.SendResult{MessageID: id, Chunks: 1}, nil
 }
@@ -242,6 +247,14 @@ func (h *harness) waitUntil(what string, cond func() bool) {
 	h.t.Fatalf("timed out waiting for %s", what)
 }
 
+// pollDueIn reports whether message id's next tracking poll is d from now.
+func (h *harness) pollDueIn(id string, d time.Duration) func() bool {
+	return func() bool {
+		score, err := h.rdb.ZScore(context.Background(), tracking.TrackDue, id).Result()
+		return err == nil && int64(score) == h.clock.Now().Add(d).UnixMilli()
+	}
+}
+
 func eventTypes(m *tracking.Message) string {
 	var s []string
 	for _, e := range m.Events {
@@ -258,10 +271,26 @@ func (h *harness) streamEmpty() bool {
 
 func TestHappyPath(t *testing.T) {
 	h := newHarness(t)
-	f := &fakeSender{}
+	// The attempt is on record before chunk 1 goes out, and the MESH id
+	// before chunk 2 would.
+	var before, afterID *tracking.Message
+	f := &fakeSender{
+		send: func(context.Context, int) (meshbridge.SendResult, error) {
+			before, _ = h.store.Get(context.Background(), "m1")
+			return meshbridge.SendResult{}, nil
+		},
+		afterID: func(string) { afterID, _ = h.store.Get(context.Background(), "m1") },
+	}
 	h.accept("m1", "MBX1", payloadText)
 	h.run(senderMap{"MBX1": f}, h.config("a"))
 	rec := h.waitState("m1", tracking.StateSent)
+	if before.State != tracking.StateSending || before.FirstChunkAttempts != 1 || !before.FirstChunkUnconfirmed ||
+		eventTypes(before) != "accepted,send_attempt" {
+		t.Fatalf("record while chunk 1 was in flight: %+v", before)
+	}
+	if afterID.MeshMessageID != "MESH-0" || afterID.FirstChunkUnconfirmed || afterID.State != tracking.StateSending {
+		t.Fatalf("record after OnMessageID: %+v", afterID)
+	}
 	if rec.MeshMessageID != "MESH-0" || rec.SentAt == nil || rec.FirstChunkAttempts != 1 || rec.FirstChunkUnconfirmed {
 		t.Fatalf("record = %+v", rec)
 	}
@@ -278,10 +307,7 @@ func TestHappyPath(t *testing.T) {
 		t.Fatalf("send call = %+v", c)
 	}
 	h.waitUntil("stream drained", h.streamEmpty)
-	score, err := h.rdb.ZScore(context.Background(), tracking.TrackDue, "m1").Result()
-	if err != nil || int64(score) != h.clock.Now().Add(2*time.Minute).UnixMilli() {
-		t.Fatalf("first tracking poll score %v, %v", score, err)
-	}
+	h.waitUntil("first tracking poll 2m after sending", h.pollDueIn("m1", 2*time.Minute))
 	if found, err := h.store.FindByMeshMessageID(context.Background(), "MESH-0"); err != nil || found.ID != "m1" {
 		t.Fatalf("FindByMeshMessageID = %v, %v", found, err)
 	}
@@ -562,14 +588,11 @@ func TestTrackingPollDelivered(t *testing.T) {
 	h.accept("m1", "MBX1", payloadText)
 	h.run(senderMap{"MBX1": f}, h.config("a"))
 	h.waitState("m1", tracking.StateSent)
+	h.waitUntil("first poll scheduled 2m after sending", h.pollDueIn("m1", 2*time.Minute))
 	h.clock.Add(2 * time.Minute) // first poll: still accepted
-	h.waitUntil("first poll", func() bool {
-		rec, _ := h.store.Get(context.Background(), "m1")
-		return rec.TrackPolls == 1
-	})
-	score, _ := h.rdb.ZScore(context.Background(), tracking.TrackDue, "m1").Result()
-	if int64(score) != h.clock.Now().Add(5*time.Minute).UnixMilli() {
-		t.Fatalf("second poll not 5m later")
+	h.waitUntil("second poll scheduled 5m later", h.pollDueIn("m1", 5*time.Minute))
+	if rec, _ := h.store.Get(context.Background(), "m1"); rec.TrackPolls != 1 {
+		t.Fatalf("TrackPolls = %d", rec.TrackPolls)
 	}
 	h.clock.Add(5 * time.Minute)
 	rec := h.waitState("m1", tracking.StateDelivered)
@@ -624,5 +647,18 @@ func TestUnknownMailboxFails(t *testing.T) {
 	rec := h.waitState("m1", tracking.StateFailed)
 	if rec.LastError == nil || rec.LastError.Code != CodeNoMailbox {
 		t.Fatalf("record = %+v", rec)
+	}
+}
+
+func TestMailboxSendersIgnoresCase(t *testing.T) {
+	f := &fakeSender{}
+	m := MailboxSenders{"X26HC001": f}
+	for _, id := range []string{"X26HC001", "x26hc001"} {
+		if s, ok := m.ForMailbox(id); !ok || s != f {
+			t.Errorf("ForMailbox(%s) = %v, %v", id, s, ok)
+		}
+	}
+	if _, ok := m.ForMailbox("OTHER"); ok {
+		t.Error("unknown mailbox found")
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// MeshEnv names the single-mailbox shorthand variables read by ApplyMeshEnv.
+// meshEnvNames are the single-mailbox shorthand variables ApplyMeshEnv reads.
 var meshEnvNames = []string{"MESH_URL", "MESH_MAILBOX_ID", "MESH_MAILBOX_PASSWORD", "MESH_SHARED_KEY", "MESH_CLIENT_CERT", "MESH_CLIENT_KEY", "MESH_CA_CERT"}
 
 // ApplyMeshEnv adds or overrides one mailbox from the MESH_* shorthand

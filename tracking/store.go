@@ -30,6 +30,17 @@ var (
 
 // Key layout. Every key carries the {gw} hash tag so that all of them live in
 // one Redis Cluster slot and a MULTI may touch any of them.
+//
+//	{gw}:msg:<id>                   string  record JSON (TTL = retention, refreshed on each write)
+//	{gw}:payload:<id>               string  document bytes (APPENDed; deleted once sent/terminal)
+//	{gw}:upload:<uuid>              string  document being uploaded (renamed at commit; 6 h TTL)
+//	{gw}:idem:<clientId>:<sha256>   string  Idempotency-Key → message id
+//	{gw}:client:<clientId>:msgs     zset    message ids scored by createdAt (unix ms)
+//	{gw}:meshid:<meshMessageId>     string  → message id
+//	{gw}:itk:<ref>                  string  MessageHeader id / Bundle identifier / sender reference → message id
+//	{gw}:outbox, {gw}:events        streams (below)
+//	{gw}:outbox:delayed, {gw}:track:due  zsets (below)
+//	{gw}:lock:<id>                  string  outbox worker's per-message lease
 const (
 	keyPrefix      = "{gw}:"
 	OutboxStream   = keyPrefix + "outbox"         // stream: messageId, mailbox (consumer group "senders")
@@ -147,6 +158,9 @@ func (s *Store) Accept(ctx context.Context, msg *Message, payload io.Reader) (*M
 	}
 	now := s.now().UTC()
 	m.PayloadSize = size
+	// The caller may finish hashing a streamed request only as the payload
+	// ends (multipart uploads), so take the hash after the upload.
+	m.RequestHash = msg.RequestHash
 	m.State = StateAccepted
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = now

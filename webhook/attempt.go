@@ -77,7 +77,7 @@ func (d *Dispatcher) newRecord(values map[string]any, now time.Time) *record {
 	if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
 		at = t.UTC().Format(time.RFC3339Nano)
 	} else {
-		at = formatTime(now)
+		at = now.UTC().Format(time.RFC3339Nano)
 	}
 	body, err := json.Marshal(payload{
 		Type:      "message." + string(typ),
@@ -91,18 +91,22 @@ func (d *Dispatcher) newRecord(values map[string]any, now time.Time) *record {
 			EventID:       eventID,
 		},
 	})
-	if err != nil { // cannot happen for strings; keep the entry rather than panic
+	if err != nil { // cannot fail for plain strings
 		return nil
 	}
 	return &record{
 		ID: WebhookID(clientID, eventID), EventID: eventID, MessageID: messageID, ClientID: clientID,
-		Type: "message." + string(typ), Body: body, Status: StatusPending,
+		Type: "message." + string(typ), Body: string(body), Status: StatusPending, Attempts: []Attempt{},
 		CreatedAt: now, UpdatedAt: now,
 	}
 }
 
 // ingest records the deliveries of a batch of stream entries and
-// acknowledges the entries. It returns the deliveries to attempt now.
+// acknowledges the entries, in one transaction. A delivery is created with
+// HSETNX, so one that already exists (the same event seen again, or an
+// entry re-claimed after a crash) keeps its state and is not handed to a
+// worker again: each event is queued once per endpoint.
+// It returns the new deliveries to attempt now.
 func (d *Dispatcher) ingest(ctx context.Context, msgs []redis.XMessage) ([]job, error) {
 	now := d.cfg.Now()
 	leaseUntil := now.Add(d.lease)
@@ -111,41 +115,67 @@ func (d *Dispatcher) ingest(ctx context.Context, msgs []redis.XMessage) ([]job, 
 	if !immediate {
 		firstDue = now.Add(jitter(d.cfg.Schedule[0]))
 	}
-	keys := []string{StreamKey, dueKey, disabledKey}
-	args := []any{GroupName, int64(d.cfg.Retention.Seconds()), 0}
-	var skipped []string
-	created := map[string]*record{}
+	type created struct {
+		rec   *record
+		isNew *redis.BoolCmd
+	}
+	var (
+		recs     []created
+		queue    []redis.Z
+		clients  []string
+		messages []string
+		seen     = map[string]bool{}
+		acks     = make([]string, 0, len(msgs))
+		pipe     = d.rdb.TxPipeline()
+	)
 	for _, m := range msgs {
+		acks = append(acks, m.ID)
 		rec := d.newRecord(m.Values, now)
 		if rec == nil {
-			skipped = append(skipped, m.ID)
 			continue
 		}
-		rec.Next = firstDue
-		fields := rec.fields()
-		keys = append(keys, recordKey(rec.ID), messageKey(rec.MessageID))
-		args = append(args, m.ID, rec.ID, rec.ClientID, unixMilli(firstDue), len(fields)/2)
-		args = append(args, fields...)
-		args[2] = args[2].(int) + 1
-		created[rec.ID] = rec
+		next := firstDue
+		rec.Next = &next
+		recs = append(recs, created{rec, pipe.HSetNX(ctx, messageKey(rec.MessageID), rec.ID, rec.encode())})
+		// NX: a delivery already queued keeps its due time. A finished one
+		// seen again is dropped by the worker that claims it.
+		queue = append(queue, redis.Z{Score: float64(firstDue.UnixMilli()), Member: queueMember(rec.ID, rec.MessageID)})
+		if !seen["c"+rec.ClientID] {
+			seen["c"+rec.ClientID] = true
+			clients = append(clients, rec.ClientID)
+		}
+		if !seen["m"+rec.MessageID] {
+			seen["m"+rec.MessageID] = true
+			messages = append(messages, rec.MessageID)
+		}
+	}
+	var disabledCmd *redis.SliceCmd
+	if len(recs) > 0 {
+		for _, m := range messages {
+			pipe.Expire(ctx, messageKey(m), d.cfg.Retention)
+		}
+		pipe.ZAddNX(ctx, dueKey, queue...)
+		disabledCmd = pipe.HMGet(ctx, disabledKey, clients...)
+	}
+	pipe.XAck(ctx, StreamKey, GroupName, acks...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("webhook: record deliveries: %w", err)
+	}
+	if !immediate || len(recs) == 0 {
+		return nil, nil
+	}
+	disabled := map[string]string{}
+	for i, v := range disabledCmd.Val() {
+		raw, _ := v.(string)
+		disabled[clients[i]] = parseDisabled(raw)
 	}
 	var list []job
-	if len(created) > 0 {
-		out, err := ingestScript.Run(ctx, d.rdb, keys, args...).StringSlice()
-		if err != nil {
-			return nil, fmt.Errorf("webhook: ingest script: %w", err)
+	for _, c := range recs {
+		if !c.isNew.Val() {
+			continue
 		}
-		if immediate {
-			for i := 0; i+1 < len(out); i += 2 {
-				disabled := parseDisabled(out[i+1])
-				list = append(list, job{id: out[i], rec: created[out[i]], disabled: &disabled, leaseUntil: leaseUntil})
-			}
-		}
-	}
-	if len(skipped) > 0 {
-		if err := d.rdb.XAck(ctx, StreamKey, GroupName, skipped...).Err(); err != nil {
-			return list, fmt.Errorf("webhook: ack skipped entries: %w", err)
-		}
+		dis := disabled[c.rec.ClientID]
+		list = append(list, job{member: queueMember(c.rec.ID, c.rec.MessageID), rec: c.rec, disabled: &dis, leaseUntil: leaseUntil})
 	}
 	return list, nil
 }
@@ -171,22 +201,27 @@ type result struct {
 	disable    bool   // persist the endpoint as disabled (410)
 }
 
-// process attempts one delivery and records the outcome.
-// The outcome goes to done, to be written in a batch with others.
+// process attempts one delivery and hands the outcome to done, to be
+// written in a batch with others.
 func (d *Dispatcher) process(ctx context.Context, j job, done chan<- completion) {
 	rec := j.rec
 	if rec == nil {
-		h, err := d.rdb.HGetAll(ctx, recordKey(j.id)).Result()
-		if err != nil {
-			d.log.Error("webhook: load delivery", "deliveryId", j.id, "error", err)
+		id, messageID, ok := splitMember(j.member)
+		if !ok {
+			d.log.Error("webhook: malformed queue entry dropped", "member", j.member)
+			if err := d.rdb.ZRem(ctx, dueKey, j.member).Err(); err != nil {
+				d.log.Error("webhook: drop malformed queue entry", "error", err)
+			}
+			return
+		}
+		raw, err := d.rdb.HGet(ctx, messageKey(messageID), id).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			d.log.Error("webhook: load delivery", "deliveryId", id, "error", err)
 			return // the lease runs out and it is retried
 		}
-		rec = recordFromHash(h)
+		rec = decodeRecord(raw)
 		if rec == nil || rec.Status != StatusPending {
-			// Expired or already finished (e.g. a duplicate claim).
-			if err := dropScript.Run(ctx, d.rdb, []string{recordKey(j.id), dueKey}, j.id).Err(); err != nil {
-				d.log.Error("webhook: drop delivery", "deliveryId", j.id, "error", err)
-			}
+			d.drop(ctx, j.member, messageID, id)
 			return
 		}
 	}
@@ -208,6 +243,30 @@ func (d *Dispatcher) process(ctx context.Context, j job, done chan<- completion)
 	done <- d.decide(rec, res)
 }
 
+// drop takes a claimed delivery that is no longer pending (finished, or
+// expired) off the queue, unless a Replay re-queued it meanwhile: the
+// WATCH on its message's hash makes the removal fail if anything changed.
+func (d *Dispatcher) drop(ctx context.Context, member, messageID, id string) {
+	key := messageKey(messageID)
+	err := d.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		raw, err := tx.HGet(ctx, key, id).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		if rec := decodeRecord(raw); rec != nil && rec.Status == StatusPending {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.ZRem(ctx, dueKey, member)
+			return nil
+		})
+		return err
+	}, key)
+	if err != nil && !errors.Is(err, redis.TxFailedErr) {
+		d.log.Error("webhook: drop finished delivery", "deliveryId", id, "error", err)
+	}
+}
+
 // attempt makes one delivery attempt, deciding first whether to make one.
 // disabled is the client's endpoint URL disabled by a 410, if any.
 func (d *Dispatcher) attempt(ctx context.Context, rec *record, disabled string) result {
@@ -216,7 +275,7 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *record, disabled string) 
 		return result{status: StatusFailed, reason: "client has no webhook subscription"}
 	}
 	res := result{url: redactURL(target), target: target, status: StatusPending}
-	if disabled == target {
+	if disabled != "" && disabled == target {
 		res.status, res.reason = StatusDisabled, "endpoint disabled: it answered 410 Gone"
 		return res
 	}
@@ -238,11 +297,12 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *record, disabled string) 
 		}
 		return fail(StatusPending, err.Error())
 	}
-	sig, err := Sign(secret, rec.ID, start, rec.Body)
+	body := []byte(rec.Body)
+	sig, err := Sign(secret, rec.ID, start, body)
 	if err != nil {
 		return fail(StatusPending, err.Error()) // configuration; may be fixed before the next try
 	}
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(rec.Body))
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return fail(StatusFailed, "cannot build request for the webhook URL")
 	}
@@ -322,38 +382,53 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // completion is the decided outcome of an attempt, waiting to be written.
 type completion struct {
-	rec    *record
-	res    result
-	status string
-	reason string
-	tries  int
-	next   time.Time // zero unless status is pending
-	at     time.Time
+	rec     *record // updated: status, tries, attempts, next
+	res     result
+	outcome string
 }
 
-// decide applies the retry schedule to an attempt's result.
+// decide applies the retry schedule to an attempt's result and updates the
+// record accordingly.
 func (d *Dispatcher) decide(rec *record, res result) completion {
-	c := completion{rec: rec, res: res, status: res.status, reason: res.reason, tries: rec.Tries, at: d.cfg.Now()}
-	if res.attempted {
-		c.tries++
-		rec.Attempts++
+	now := d.cfg.Now()
+	rec.Status, rec.LastError, rec.UpdatedAt, rec.Next = res.status, res.reason, now, nil
+	if res.url != "" {
+		rec.URL = res.url
 	}
-	switch c.status {
+	if res.attempted {
+		rec.Tries++
+		rec.AttemptCount++
+		rec.Attempts = append(rec.Attempts, res.attempt)
+		if n := len(rec.Attempts); n > maxAttemptsKept {
+			rec.Attempts = append([]Attempt(nil), rec.Attempts[n-maxAttemptsKept:]...)
+		}
+	}
+	switch rec.Status {
 	case StatusPending:
-		if c.tries >= len(d.cfg.Schedule) {
-			c.status = StatusFailed
-			c.reason = fmt.Sprintf("gave up after %d attempts: %s", c.tries, c.reason)
+		if rec.Tries >= len(d.cfg.Schedule) {
+			rec.Status = StatusFailed
+			rec.LastError = fmt.Sprintf("gave up after %d attempts: %s", rec.Tries, res.reason)
 			break
 		}
-		delay := jitter(d.cfg.Schedule[max(c.tries, 1)])
+		delay := jitter(d.cfg.Schedule[max(rec.Tries, 1)])
 		if ra := min(res.retryAfter, d.cfg.MaxRetryAfter); ra > delay {
 			delay = ra
 		}
-		c.next = c.at.Add(delay)
+		next := now.Add(delay)
+		rec.Next = &next
 	case StatusDelivered:
-		c.reason = ""
+		rec.LastError = ""
 	}
-	return c
+	outcome := OutcomeRetry
+	switch rec.Status {
+	case StatusDelivered:
+		outcome = OutcomeDelivered
+	case StatusFailed:
+		outcome = OutcomeFailed
+	case StatusDisabled:
+		outcome = OutcomeDisabled
+	}
+	return completion{rec: rec, res: res, outcome: outcome}
 }
 
 // completer writes completions in batches: one transaction for whatever
@@ -383,31 +458,25 @@ func (d *Dispatcher) completer(in <-chan completion) {
 
 // write records a batch of completions in one transaction.
 func (d *Dispatcher) write(ctx context.Context, batch []completion) {
-	ttl := d.cfg.Retention
 	pipe := d.rdb.TxPipeline()
+	expired := map[string]bool{}
 	for _, c := range batch {
-		id := c.rec.ID
-		if c.res.attempted {
-			raw, _ := json.Marshal(c.res.attempt)
-			pipe.RPush(ctx, attemptsKey(id), raw)
-			pipe.LTrim(ctx, attemptsKey(id), -maxAttemptsKept, -1)
-			pipe.Expire(ctx, attemptsKey(id), ttl)
+		rec := c.rec
+		key := messageKey(rec.MessageID)
+		pipe.HSet(ctx, key, rec.ID, rec.encode())
+		if !expired[key] {
+			expired[key] = true
+			pipe.Expire(ctx, key, d.cfg.Retention)
 		}
-		fields := []any{"status", c.status, "attempts", c.rec.Attempts, "tries", c.tries,
-			"next", unixMilli(c.next), "updated", formatTime(c.at), "lastError", c.reason}
-		if c.res.url != "" {
-			fields = append(fields, "url", c.res.url)
-		}
-		pipe.HSet(ctx, recordKey(id), fields...)
-		pipe.Expire(ctx, recordKey(id), ttl)
-		if c.status == StatusPending {
-			pipe.ZAdd(ctx, dueKey, redis.Z{Score: float64(c.next.UnixMilli()), Member: id})
+		member := queueMember(rec.ID, rec.MessageID)
+		if rec.Status == StatusPending {
+			pipe.ZAdd(ctx, dueKey, redis.Z{Score: float64(rec.Next.UnixMilli()), Member: member})
 		} else {
-			pipe.ZRem(ctx, dueKey, id)
+			pipe.ZRem(ctx, dueKey, member)
 		}
 		if c.res.disable {
-			raw, _ := json.Marshal(disabledEndpoint{URL: c.res.target, At: c.at})
-			pipe.HSet(ctx, disabledKey, c.rec.ClientID, raw)
+			raw, _ := json.Marshal(disabledEndpoint{URL: c.res.target, At: rec.UpdatedAt})
+			pipe.HSet(ctx, disabledKey, rec.ClientID, raw)
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -422,27 +491,19 @@ func (d *Dispatcher) write(ctx context.Context, batch []completion) {
 
 // report feeds metrics and the log once a completion is written.
 func (d *Dispatcher) report(c completion) {
-	outcome := OutcomeRetry
-	switch c.status {
-	case StatusDelivered:
-		outcome = OutcomeDelivered
-	case StatusFailed:
-		outcome = OutcomeFailed
-	case StatusDisabled:
-		outcome = OutcomeDisabled
-	}
 	if d.cfg.Metrics != nil {
-		d.cfg.Metrics.Delivered(outcome)
+		d.cfg.Metrics.Delivered(c.outcome)
 	}
-	attrs := []any{"deliveryId", c.rec.ID, "messageId", c.rec.MessageID, "clientId", c.rec.ClientID,
-		"type", c.rec.Type, "attempt", c.tries, "status", c.status, "httpStatus", c.res.attempt.StatusCode}
-	switch c.status {
+	rec := c.rec
+	attrs := []any{"deliveryId", rec.ID, "messageId", rec.MessageID, "clientId", rec.ClientID,
+		"type", rec.Type, "attempt", rec.Tries, "status", rec.Status, "httpStatus", c.res.attempt.StatusCode}
+	switch rec.Status {
 	case StatusDelivered:
 		d.log.Debug("webhook: delivered", attrs...)
 	case StatusPending:
-		d.log.Debug("webhook: attempt failed, will retry", append(attrs, "next", c.next)...)
+		d.log.Debug("webhook: attempt failed, will retry", append(attrs, "next", rec.Next)...)
 	default:
-		d.log.Warn("webhook: delivery stopped", append(attrs, "reason", c.reason)...)
+		d.log.Warn("webhook: delivery stopped", append(attrs, "reason", rec.LastError)...)
 	}
 }
 

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -18,7 +19,8 @@ type Delivery struct {
 	Type          string     `json:"type"`   // e.g. message.delivered
 	Status        string     `json:"status"` // pending | delivered | failed | disabled
 	URL           string     `json:"url,omitempty"`
-	Attempts      []Attempt  `json:"attempts"`
+	Attempts      []Attempt  `json:"attempts"` // the latest 50
+	AttemptCount  int        `json:"attemptCount"`
 	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
 	LastError     string     `json:"lastError,omitempty"`
 	CreatedAt     time.Time  `json:"createdAt"`
@@ -28,39 +30,22 @@ type Delivery struct {
 // Deliveries lists the webhook deliveries of a tracking message, oldest
 // event first. The caller checks that the requester owns the message.
 func (d *Dispatcher) Deliveries(ctx context.Context, messageID string) ([]Delivery, error) {
-	ids, err := d.rdb.SMembers(ctx, messageKey(messageID)).Result()
+	all, err := d.rdb.HGetAll(ctx, messageKey(messageID)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("webhook.Deliveries: %w", err)
 	}
-	pipe := d.rdb.Pipeline()
-	hashes := make([]*redis.MapStringStringCmd, len(ids))
-	lists := make([]*redis.StringSliceCmd, len(ids))
-	for i, id := range ids {
-		hashes[i] = pipe.HGetAll(ctx, recordKey(id))
-		lists[i] = pipe.LRange(ctx, attemptsKey(id), 0, -1)
-	}
-	if len(ids) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, fmt.Errorf("webhook.Deliveries: %w", err)
-		}
-	}
-	out := make([]Delivery, 0, len(ids))
-	for i := range ids {
-		rec := recordFromHash(hashes[i].Val())
+	out := make([]Delivery, 0, len(all))
+	for _, raw := range all {
+		rec := decodeRecord(raw)
 		if rec == nil {
-			continue // expired
+			continue
 		}
-		del := Delivery{
+		out = append(out, Delivery{
 			ID: rec.ID, EventID: rec.EventID, MessageID: rec.MessageID, ClientID: rec.ClientID,
 			Type: rec.Type, Status: rec.Status, URL: rec.URL,
-			Attempts:  decodeAttempts(lists[i].Val()),
+			Attempts: rec.Attempts, AttemptCount: rec.AttemptCount, NextAttemptAt: rec.Next,
 			LastError: rec.LastError, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt,
-		}
-		if !rec.Next.IsZero() {
-			next := rec.Next
-			del.NextAttemptAt = &next
-		}
-		out = append(out, del)
+		})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
@@ -75,23 +60,51 @@ func (d *Dispatcher) Deliveries(ctx context.Context, messageID string) ([]Delive
 // of the message that belongs to clientID, for an immediate attempt with a
 // fresh retry schedule and the same webhook-id and body. Deliveries still
 // pending are already queued and are left alone. It returns how many were
-// re-queued. A disabled endpoint stays disabled until EnableEndpoint.
+// re-queued (0 for another client's message). A disabled endpoint stays
+// disabled until EnableEndpoint.
 func (d *Dispatcher) Replay(ctx context.Context, clientID, messageID string) (int, error) {
-	ids, err := d.rdb.SMembers(ctx, messageKey(messageID)).Result()
-	if err != nil {
-		return 0, fmt.Errorf("webhook.Replay: %w", err)
-	}
-	now := d.cfg.Now()
+	key := messageKey(messageID)
 	n := 0
-	for _, id := range ids {
-		done, err := replayScript.Run(ctx, d.rdb, []string{recordKey(id), dueKey},
-			clientID, unixMilli(now), formatTime(now)).Int()
+	replay := func(tx *redis.Tx) error {
+		n = 0
+		all, err := tx.HGetAll(ctx, key).Result()
 		if err != nil {
-			return n, fmt.Errorf("webhook.Replay: %w", err)
+			return err
 		}
-		n += done
+		now := d.cfg.Now()
+		var recs []*record
+		for _, raw := range all {
+			if rec := decodeRecord(raw); rec != nil && rec.ClientID == clientID && rec.Status != StatusPending {
+				rec.Status, rec.Tries, rec.LastError, rec.UpdatedAt, rec.Next = StatusPending, 0, "", now, &now
+				recs = append(recs, rec)
+			}
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, rec := range recs {
+				p.HSet(ctx, key, rec.ID, rec.encode())
+				p.ZAdd(ctx, dueKey, redis.Z{Score: float64(now.UnixMilli()), Member: queueMember(rec.ID, rec.MessageID)})
+			}
+			return nil
+		})
+		n = len(recs)
+		return err
 	}
-	return n, nil
+	// Optimistic: a worker recording an attempt of the same message makes
+	// the transaction fail; read again and retry.
+	for range 20 {
+		err := d.rdb.Watch(ctx, replay, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("webhook.Replay: %w", err)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("webhook.Replay: message %s kept changing, try again", messageID)
 }
 
 // EnableEndpoint lifts a 410 Gone disablement of a client's endpoint.

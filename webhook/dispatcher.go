@@ -172,7 +172,7 @@ func NewDispatcher(rdb redis.UniversalClient, subs Subscriptions, cfg Config) *D
 // skip loading it (it was just created); leaseUntil is when the delivery
 // becomes claimable again by anyone.
 type job struct {
-	id         string
+	member     string // on the due queue: see queueMember
 	rec        *record
 	disabled   *string // the client's disabled endpoint URL, if already read
 	leaseUntil time.Time
@@ -188,7 +188,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	jobs := make(chan job, 2*d.cfg.Workers)
 	done := make(chan completion, 2*d.cfg.Workers)
 	var workers, loops, writer sync.WaitGroup
-	writer.Go(func() { d.completer(done) })
+	// Two of each serial stage, so one's Redis round trip overlaps the other's.
+	for range 2 {
+		writer.Go(func() { d.completer(done) })
+		loops.Go(func() { d.readLoop(ctx, jobs) })
+	}
 	for range d.cfg.Workers {
 		workers.Go(func() {
 			for j := range jobs {
@@ -200,7 +204,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		})
 	}
-	loops.Go(func() { d.readLoop(ctx, jobs) })
 	loops.Go(func() { d.reclaimLoop(ctx, jobs) })
 	loops.Go(func() { d.dueLoop(ctx, jobs) })
 	loops.Wait()
@@ -316,7 +319,7 @@ func (d *Dispatcher) dueLoop(ctx context.Context, jobs chan<- job) {
 			}
 			list := make([]job, len(ids))
 			for i, id := range ids {
-				list[i] = job{id: id, leaseUntil: leaseUntil}
+				list[i] = job{member: id, leaseUntil: leaseUntil}
 			}
 			d.push(ctx, jobs, list)
 			if len(ids) < free {
@@ -358,8 +361,8 @@ func (d *Dispatcher) release(list []job) {
 	defer cancel()
 	now := unixMilli(d.cfg.Now())
 	for _, j := range list {
-		if err := releaseScript.Run(ctx, d.rdb, []string{dueKey}, j.id, unixMilli(j.leaseUntil), now).Err(); err != nil {
-			d.log.Warn("webhook: release delivery", "deliveryId", j.id, "error", err)
+		if err := releaseScript.Run(ctx, d.rdb, []string{dueKey}, j.member, unixMilli(j.leaseUntil), now).Err(); err != nil {
+			d.log.Warn("webhook: release delivery", "member", j.member, "error", err)
 		}
 	}
 }

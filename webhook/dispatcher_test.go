@@ -395,8 +395,13 @@ func TestTwoDispatchersDeliverEachEventOnce(t *testing.T) {
 	e := newEnv(t)
 	rc := newReceiver(t, true, nil)
 	e.subs.set("c", rc.srv.URL, true)
-	e.start(testConfig("replica-1"))
-	e.start(testConfig("replica-2"))
+	var replicas [2]*countingObserver
+	for i := range replicas {
+		replicas[i] = &countingObserver{n: map[string]int{}}
+		cfg := testConfig("replica-" + strconv.Itoa(i+1))
+		cfg.Metrics = replicas[i]
+		e.start(cfg)
+	}
 
 	const events = 200
 	for i := range events {
@@ -414,11 +419,16 @@ func TestTwoDispatchersDeliverEachEventOnce(t *testing.T) {
 	if len(perID) != events || rc.count() != events {
 		t.Fatalf("%d requests for %d distinct ids, want %d each once", rc.count(), len(perID), events)
 	}
-	consumers, err := e.rdb.XInfoConsumers(context.Background(), StreamKey, GroupName).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("consumers: %+v", consumers)
+	split := make([]int, len(replicas))
+	waitFor(t, "both replicas to record their deliveries", func() bool {
+		for i, r := range replicas {
+			r.mu.Lock()
+			split[i] = r.n[OutcomeDelivered]
+			r.mu.Unlock()
+		}
+		return split[0]+split[1] == events
+	})
+	t.Logf("deliveries per replica: %v", split)
 }
 
 // A replica that read entries and died before recording them: another
@@ -534,5 +544,42 @@ func TestObserverOutcomes(t *testing.T) {
 	defer obs.mu.Unlock()
 	if obs.n[OutcomeRetry] != 1 || obs.n[OutcomeDelivered] != 1 || len(obs.n) != 2 {
 		t.Errorf("outcomes %v", obs.n)
+	}
+}
+
+// With a non-zero first delay the delivery waits on the due queue.
+func TestDelayedFirstAttempt(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, false, nil)
+	e.subs.set("c", rc.srv.URL, true)
+	clock := &fakeClock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	cfg := testConfig("r1")
+	cfg.Schedule = []time.Duration{time.Minute, time.Minute}
+	cfg.Now = clock.Now
+	d := e.start(cfg)
+
+	e.publish("c", "m16", 1, "rejected")
+	waitFor(t, "delivery recorded", func() bool { return len(deliveriesOf(t, d, "m16")) == 1 })
+	time.Sleep(100 * time.Millisecond) // several polls on the wall clock, none on ours
+	if rc.count() != 0 {
+		t.Fatal("attempted before the first delay")
+	}
+	clock.Advance(2 * time.Minute) // 1 min ±20% jitter
+	dels := settled(t, d, "m16", 1)
+	if rc.count() != 1 || dels[0].Status != StatusDelivered {
+		t.Fatalf("requests %d, delivery %+v", rc.count(), dels[0])
+	}
+}
+
+func TestQueueMember(t *testing.T) {
+	id := WebhookID("c", "m:1")
+	for _, msg := range []string{"m", "a:b:c", "2f1c6b1e-8a0e-4a53-9d6e-0c1f7d3b9a11"} {
+		gotID, gotMsg, ok := splitMember(queueMember(id, msg))
+		if !ok || gotID != id || gotMsg != msg {
+			t.Errorf("split(queueMember(%q, %q)) = %q, %q, %v", id, msg, gotID, gotMsg, ok)
+		}
+	}
+	if _, _, ok := splitMember(id); ok {
+		t.Error("a member without message id split")
 	}
 }

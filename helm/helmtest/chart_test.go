@@ -37,16 +37,18 @@ func valuesArgs(files []string, set []string) []string {
 func lintAndTemplate(t *testing.T, files, set []string) *rendered {
 	t.Helper()
 	vals := valuesArgs(files, set)
-	if out, err := runHelm(t, append([]string{"lint", "--strict", chartDir}, vals...)...); err != nil {
-		t.Fatalf("lint: %v", err)
-	} else if !strings.Contains(out, "0 chart(s) failed") {
-		t.Fatalf("lint output without success line:\n%s", out)
+	lintArgs := append([]string{"lint", "--strict", chartDir}, vals...)
+	if res := runHelm(t, lintArgs...); res.err != nil {
+		t.Fatal(res.failure(lintArgs))
+	} else if !strings.Contains(res.stdout, "1 chart(s) linted, 0 chart(s) failed") {
+		t.Fatalf("lint output without success line:\n%s", res.stdout)
 	}
-	out, err := runHelm(t, append([]string{"template", releaseName, chartDir, "--namespace", namespace}, vals...)...)
-	if err != nil {
-		t.Fatalf("template: %v", err)
+	tmplArgs := append([]string{"template", releaseName, chartDir, "--namespace", namespace}, vals...)
+	res := runHelm(t, tmplArgs...)
+	if res.err != nil {
+		t.Fatal(res.failure(tmplArgs))
 	}
-	r, err := decodeManifests(out)
+	r, err := decodeManifests(res.stdout)
 	if err != nil {
 		t.Fatalf("decode rendered manifests: %v", err)
 	}
@@ -95,7 +97,7 @@ func TestChartRefusesUnsafeValues(t *testing.T) {
 		set     []string
 		wantErr string
 	}{
-		{name: "default values", wantErr: "is required"},
+		{name: "default values", wantErr: "mesh.url is required"},
 		{name: "no redis", set: []string{"mesh.url=https://msg.intspineservices.nhs.uk", "mesh.mailboxId=X26ABC123",
 			"mesh.existingSecret=m", "mesh.tls.existingSecret=t"}, wantErr: "redis is required"},
 		{name: "no mesh url", set: []string{"redis.existingSecret=r"}, wantErr: "mesh.url is required"},
@@ -106,30 +108,30 @@ func TestChartRefusesUnsafeValues(t *testing.T) {
 		{name: "sentinel without master", files: []string{"existing-secrets.yaml"},
 			set: []string{"redis.existingSecret=", "redis.sentinel.addrs={s:26379}"}, wantErr: "masterName is required"},
 		{name: "no mesh credentials", set: []string{"mesh.url=https://msg.intspineservices.nhs.uk", "mesh.mailboxId=X26ABC123",
-			"mesh.tls.existingSecret=t", "redis.existingSecret=r"}, wantErr: "mesh.existingSecret"},
+			"mesh.tls.existingSecret=t", "redis.existingSecret=r"}, wantErr: "set mesh.existingSecret, or mesh.mailboxPassword and mesh.sharedKey"},
 		{name: "no mtls", files: []string{"existing-secrets.yaml"}, set: []string{"mesh.tls.existingSecret="},
 			wantErr: "mutual TLS"},
-		{name: "latest tag", files: []string{"inline.yaml"}, set: []string{"image.tag=latest"}, wantErr: "image.tag"},
-		{name: "top-level typo", files: []string{"inline.yaml"}, set: []string{"replicaCont=3"}, wantErr: "replicaCont"},
-		{name: "nested typo", files: []string{"inline.yaml"}, set: []string{"redis.sentinal.masterName=x"}, wantErr: "sentinal"},
+		{name: "latest tag", files: []string{"inline.yaml"}, set: []string{"image.tag=latest"}, wantErr: `image.tag must not be "latest"`},
+		{name: "top-level typo", files: []string{"inline.yaml"}, set: []string{"replicaCont=3"}, wantErr: "additional properties 'replicaCont' not allowed"},
+		{name: "nested typo", files: []string{"inline.yaml"}, set: []string{"redis.sentinal.masterName=x"}, wantErr: "additional properties 'sentinal' not allowed"},
 		{name: "writable root fs", files: []string{"inline.yaml"}, set: []string{"securityContext.readOnlyRootFilesystem=false"},
-			wantErr: "readOnlyRootFilesystem"},
-		{name: "short grace period", files: []string{"inline.yaml"}, set: []string{"terminationGracePeriodSeconds=10"},
-			wantErr: "terminationGracePeriodSeconds"},
+			wantErr: "/securityContext/readOnlyRootFilesystem': value must be true"},
+		{name: "short grace period", files: []string{"inline.yaml"}, set: []string{"terminationGracePeriodSeconds=30", "preStopSleepSeconds=5"},
+			wantErr: "terminationGracePeriodSeconds must be at least"},
 		{name: "reserved extra env", files: []string{"inline.yaml"}, set: []string{"gateway.extraEnv.REDIS_URL=redis://x"},
-			wantErr: "gateway.extraEnv.REDIS_URL"},
-		{name: "bad redis url scheme", set: []string{"redis.url=http://x"}, wantErr: "redis"},
+			wantErr: "gateway.extraEnv.REDIS_URL is set by the chart"},
+		{name: "bad redis url scheme", set: []string{"redis.url=http://x"}, wantErr: "at '/redis/url'"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			args := append([]string{"template", releaseName, chartDir, "--namespace", namespace}, valuesArgs(tc.files, tc.set)...)
-			out, err := runHelm(t, args...)
-			if err == nil {
-				t.Fatalf("helm template succeeded, want error containing %q; output:\n%s", tc.wantErr, out)
+			res := runHelm(t, args...)
+			if res.err == nil {
+				t.Fatalf("helm template succeeded, want error containing %q; output:\n%s", tc.wantErr, res.stdout)
 			}
-			if !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("error does not mention %q:\n%v", tc.wantErr, err)
+			if !strings.Contains(res.stderr, tc.wantErr) {
+				t.Fatalf("stderr does not mention %q:\n%s", tc.wantErr, res.stderr)
 			}
 		})
 	}
@@ -139,12 +141,13 @@ func TestChartRefusesUnsafeValues(t *testing.T) {
 // (helm lint reports `required` failures only as info; template refuses them, above).
 func TestChartLintsWithDefaults(t *testing.T) {
 	t.Parallel()
-	out, err := runHelm(t, "lint", "--strict", chartDir)
-	if err != nil {
-		t.Fatal(err)
+	args := []string{"lint", "--strict", chartDir}
+	res := runHelm(t, args...)
+	if res.err != nil {
+		t.Fatal(res.failure(args))
 	}
-	if !strings.Contains(out, "0 chart(s) failed") {
-		t.Fatalf("lint output:\n%s", out)
+	if !strings.Contains(res.stdout, "1 chart(s) linted, 0 chart(s) failed") {
+		t.Fatalf("lint output:\n%s", res.stdout)
 	}
 }
 
@@ -301,7 +304,7 @@ func checkInvariants(t *testing.T, r *rendered) {
 	if !strings.HasPrefix(env["MESH_URL"], "https://") {
 		t.Errorf("MESH_URL = %q", env["MESH_URL"])
 	}
-	if !regexp.MustCompile(`^(rediss?|unix)://`).MatchString(env["REDIS_URL"]) {
+	if !regexp.MustCompile(`^((rediss?|unix)://|<secret:[^/>]+/[^>]+>$)`).MatchString(env["REDIS_URL"]) {
 		t.Errorf("REDIS_URL = %q", env["REDIS_URL"])
 	}
 	if env["PORT"] != "8080" || env["ADMIN_PORT"] != "9090" || env["LOG_FORMAT"] != "json" {

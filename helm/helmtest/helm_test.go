@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,6 +40,12 @@ type helmTool struct {
 // later runs reuse the Go build cache and only relink.
 func startHelmBuild(gobin string) *helmTool {
 	h := &helmTool{done: make(chan struct{})}
+	if prebuilt := os.Getenv("HELMTEST_HELM"); prebuilt != "" {
+		// A helm built beforehand (e.g. by CI with the same go install): still pinned.
+		h.path, h.err = prebuilt, checkHelmVersion(prebuilt)
+		close(h.done)
+		return h
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		h.skip = "go toolchain not found on PATH: cannot build helm (" + helmModule + ")"
@@ -69,10 +76,39 @@ func startHelmBuild(gobin string) *helmTool {
 	return h
 }
 
+// prebuildCommand is the same build TestMain runs; afterwards the test's
+// go install finds the binary up to date and returns in seconds.
+const prebuildCommand = `GOFLAGS= CGO_ENABLED=0 GOBIN="${XDG_CACHE_HOME:-$HOME/.cache}/mesh-gateway-helmtest/helm-v3.22.0" ` +
+	`go install -ldflags="` + helmLDFlags + `" ` + helmModule
+
+// checkHelmVersion keeps a prebuilt helm to the pinned release.
+func checkHelmVersion(bin string) error {
+	out, err := exec.Command(bin, "version", "--template", "{{.Version}}").Output()
+	if err != nil {
+		return fmt.Errorf("HELMTEST_HELM=%s: helm version: %w", bin, err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "v3.22.0" {
+		return fmt.Errorf("HELMTEST_HELM=%s is helm %s, want v3.22.0", bin, got)
+	}
+	return nil
+}
+
 // binary waits for the build and returns helm's path, skipping or failing t.
 func (h *helmTool) binary(t *testing.T) string {
 	t.Helper()
-	<-h.done
+	var expire <-chan time.Time
+	if deadline, ok := t.Deadline(); ok {
+		// Fail with advice, not a goroutine dump, when go test's -timeout is near.
+		timer := time.NewTimer(time.Until(deadline) - 30*time.Second)
+		defer timer.Stop()
+		expire = timer.C
+	}
+	select {
+	case <-h.done:
+	case <-expire:
+		t.Fatalf("helm is still being built (%s, cold Go build cache: several minutes on 2 cores); "+
+			"rerun with a larger go test -timeout, or pre-build it once with:\n  %s", helmModule, prebuildCommand)
+	}
 	if h.skip != "" {
 		t.Skip(h.skip)
 	}
@@ -114,16 +150,26 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// runHelm runs the helm binary with args from the chart's parent directory and
-// returns stdout; stderr is folded into the error.
-func runHelm(t *testing.T, args ...string) (string, error) {
+// helmResult is one helm invocation's output.
+type helmResult struct {
+	stdout, stderr string
+	err            error // exit status only; the output is in stdout/stderr
+}
+
+// failure formats a failed invocation for t.Fatal.
+func (r helmResult) failure(args []string) string {
+	return fmt.Sprintf("helm %v: %v\nstdout:\n%s\nstderr:\n%s", args, r.err, r.stdout, r.stderr)
+}
+
+// runHelm runs the helm binary with args from the chart's parent directory,
+// isolated from the user's helm configuration and kubeconfig.
+func runHelm(t *testing.T, args ...string) helmResult {
 	t.Helper()
 	bin := helm.binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = chartParentDir
-	// Keep helm away from the user's repositories, plugins and kubeconfig.
 	home := t.TempDir()
 	cmd.Env = append(os.Environ(),
 		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
@@ -137,10 +183,7 @@ func runHelm(t *testing.T, args ...string) (string, error) {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatalf("helm %v timed out", args)
 	}
-	if err != nil {
-		return stdout.String(), fmt.Errorf("helm %v: %w\nstdout:\n%s\nstderr:\n%s", args, err, stdout.String(), stderr.String())
-	}
-	return stdout.String(), nil
+	return helmResult{stdout: stdout.String(), stderr: stderr.String(), err: err}
 }
 
 // chartParentDir is ../ (the helm directory); chart paths are relative to it.

@@ -9,9 +9,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +45,67 @@ func Start(t testing.TB, extra ...string) string {
 	}
 	t.Cleanup(stop)
 	return addr
+}
+
+// StartCluster runs a one-node Redis Cluster (cluster mode on, every slot
+// assigned to the node) so tests can prove multi-key commands stay in one
+// slot. Connect with redis.NewClusterClient. It returns "127.0.0.1:<port>".
+func StartCluster(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	addr := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
+	if _, err := command(addr, "CLUSTER", "ADDSLOTSRANGE", "0", "16383"); err != nil {
+		t.Fatalf("redistest: assign slots: %v", err)
+	}
+	for range 400 {
+		info, err := command(addr, "CLUSTER", "INFO")
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return addr
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatal("redistest: cluster never reached cluster_state:ok")
+	return ""
+}
+
+// command sends one command in RESP and returns the first reply line (or,
+// for a bulk string, its body).
+func command(addr string, args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	switch {
+	case strings.HasPrefix(line, "-"):
+		return "", errors.New(line[1:])
+	case strings.HasPrefix(line, "$"):
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("bad bulk reply %q", line)
+		}
+		body := make([]byte, n+2)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return "", err
+		}
+		return string(body[:n]), nil
+	}
+	return line, nil
 }
 
 // StartProcess is Start for code without a testing.TB (benchmark drivers).

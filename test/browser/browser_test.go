@@ -87,7 +87,7 @@ func listenLoopback(t *testing.T) net.Listener {
 }
 
 type openAPIDoc struct {
-	Swagger             string                                `json:"swagger"`
+	Swagger             string                                 `json:"swagger"`
 	Paths               map[string]map[string]openAPIOperation `json:"paths"`
 	SecurityDefinitions map[string]struct {
 		Type string `json:"type"`

@@ -1,0 +1,5 @@
+//go:build !race
+
+package meshbridge
+
+const raceEnabled = false
