@@ -235,6 +235,7 @@ func (a *App) router(verifier *auth.Verifier) http.Handler {
 		Deliveries: deliveries{a.webhooks}, MaxBodyBytes: a.cfg.MaxBodyBytes, RecommendedBytes: a.cfg.RecommendedBytes,
 		Ready:      []api.ReadyCheck{{Name: "redis", Check: func(ctx context.Context) error { return redisconn.Ping(ctx, a.rdb) }}},
 		Middleware: []gin.HandlerFunc{a.metrics.GinMiddleware},
+		Limiter:    a.limiter(),
 		Extra: func(r *gin.Engine) {
 			registerDocs(r)
 			if a.demo != nil {
@@ -244,6 +245,13 @@ func (a *App) router(verifier *auth.Verifier) http.Handler {
 	}
 	return otelhttp.NewHandler(api.NewRouter(opts), "mesh-gateway",
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeName(r) }))
+}
+
+func (a *App) limiter() api.Limiter {
+	if a.cfg.ClientRateLimit <= 0 {
+		return nil
+	}
+	return newClientLimiter(a.cfg.ClientRateLimit, a.cfg.ClientRateBurst)
 }
 
 // routeName keeps ids out of span names.

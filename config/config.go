@@ -40,6 +40,9 @@ type Config struct {
 
 	RetentionTTL time.Duration `env:"RETENTION" envDefault:"720h"` // 30 days
 
+	ClientRateLimit float64 `env:"CLIENT_RATE_LIMIT" envDefault:"1000"` // requests/s per client per replica; 0 = off
+	ClientRateBurst int     `env:"CLIENT_RATE_BURST" envDefault:"2000"`
+
 	InboxPollInterval time.Duration `env:"INBOX_POLL_INTERVAL" envDefault:"5m"`
 	InfAckDeadline    time.Duration `env:"INF_ACK_DEADLINE" envDefault:"4h"`
 	BusAckDeadline    time.Duration `env:"BUS_ACK_DEADLINE" envDefault:"72h"`
@@ -105,6 +108,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("MAX_BODY_BYTES must be at least 1024"))
+	}
+	if c.ClientRateLimit < 0 || c.ClientRateBurst < 0 {
+		errs = append(errs, errors.New("CLIENT_RATE_LIMIT and CLIENT_RATE_BURST must not be negative"))
 	}
 	if c.RetentionTTL < time.Hour {
 		errs = append(errs, errors.New("RETENTION must be at least 1h"))

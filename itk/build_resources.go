@@ -24,7 +24,7 @@ const (
 
 	buildSystemUUID             = "https://tools.ietf.org/html/rfc4122"
 	buildExtCareSettingType     = "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-CareSettingType-1"
-	buildExtNHSNumberVerif      = "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-NHSNumberVerificationStatus-1"
+	buildExtNHSNumberVerif      = ExtNHSNumberVerificationV2 // the Send Document v2 example's URL
 	buildSystemNHSNumberVerif   = "https://fhir.hl7.org.uk/STU3/CodeSystem/CareConnect-NHSNumberVerificationStatus-1"
 	buildDisplaySendDocument    = "ITK GP Connect Send Document"
 	buildDisplayResponse        = "ITK Response"

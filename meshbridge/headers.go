@@ -122,7 +122,7 @@ func validatePathSegment(field, v string) error {
 }
 
 // firstChunkHeaders builds and validates the first-chunk headers of a message. The
-// map returned is a template: callers copy it per request.
+// map is owned by the single first-chunk request.
 func (o *SendOptions) firstChunkHeaders(total int) (http.Header, error) {
 	if o.To == "" {
 		return nil, &ValidationError{Field: hdrTo, Reason: "is required"}

@@ -19,12 +19,19 @@ import (
 )
 
 // BenchmarkDeliveries measures end-to-end throughput: events already on the
-// stream, one dispatcher with the default 32 workers on miniredis, a loopback
+// stream, one dispatcher with the default 32 workers on miniredis (or
+// WEBHOOK_TEST_REDIS_ADDR), a loopback
 // receiver answering 204. Reports deliveries/s.
 func BenchmarkDeliveries(b *testing.B) {
-	mr := miniredis.RunT(b)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: 64})
+	addr := os.Getenv("WEBHOOK_TEST_REDIS_ADDR") // a real Redis instead (flushed)
+	if addr == "" {
+		addr = miniredis.RunT(b).Addr()
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 64})
 	defer rdb.Close()
+	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+		b.Fatal(err)
+	}
 	var got atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)

@@ -390,10 +390,23 @@ func TestReplayKeepsWebhookID(t *testing.T) {
 	}
 }
 
-// Two replicas on one Redis share the stream: every event is delivered once.
+// Two replicas on one Redis share the stream and the retry queue: every
+// event is attempted exactly twice (the receiver refuses each first try)
+// and delivered once.
 func TestTwoDispatchersDeliverEachEventOnce(t *testing.T) {
 	e := newEnv(t)
-	rc := newReceiver(t, true, nil)
+	var mu sync.Mutex
+	tried := map[string]bool{}
+	rc := newReceiver(t, true, func(_ int, _ http.ResponseWriter, r *http.Request) int {
+		mu.Lock()
+		defer mu.Unlock()
+		id := r.Header.Get("webhook-id")
+		if !tried[id] {
+			tried[id] = true
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
 	e.subs.set("c", rc.srv.URL, true)
 	var replicas [2]*countingObserver
 	for i := range replicas {
@@ -407,28 +420,34 @@ func TestTwoDispatchersDeliverEachEventOnce(t *testing.T) {
 	for i := range events {
 		e.publish("c", "m"+strconv.Itoa(i%20), i, "sent")
 	}
-	waitFor(t, "all events delivered", func() bool { return rc.count() >= events })
+	var split [2][2]int // replica x {retry, delivered}
+	waitFor(t, "both replicas to record every delivery", func() bool {
+		total := 0
+		for i, r := range replicas {
+			r.mu.Lock()
+			split[i] = [2]int{r.n[OutcomeRetry], r.n[OutcomeDelivered]}
+			r.mu.Unlock()
+			total += split[i][1]
+		}
+		return total >= events
+	})
 	time.Sleep(100 * time.Millisecond) // let any duplicate surface
-	perID := map[string]int{}
+	perID := map[string][]int{}
 	for _, r := range rc.requests() {
 		if r.verifyErr != nil {
 			t.Fatalf("Verify: %v", r.verifyErr)
 		}
-		perID[r.id]++
+		perID[r.id] = append(perID[r.id], r.status)
 	}
-	if len(perID) != events || rc.count() != events {
-		t.Fatalf("%d requests for %d distinct ids, want %d each once", rc.count(), len(perID), events)
+	if len(perID) != events || rc.count() != 2*events {
+		t.Fatalf("%d requests for %d distinct ids, want %d ids tried twice", rc.count(), len(perID), events)
 	}
-	split := make([]int, len(replicas))
-	waitFor(t, "both replicas to record their deliveries", func() bool {
-		for i, r := range replicas {
-			r.mu.Lock()
-			split[i] = r.n[OutcomeDelivered]
-			r.mu.Unlock()
+	for id, statuses := range perID {
+		if fmt.Sprint(statuses) != "[503 200]" {
+			t.Errorf("%s: statuses %v, want [503 200]", id, statuses)
 		}
-		return split[0]+split[1] == events
-	})
-	t.Logf("deliveries per replica: %v", split)
+	}
+	t.Logf("per replica {retries, delivered}: %v", split)
 }
 
 // A replica that read entries and died before recording them: another
@@ -447,10 +466,8 @@ func TestReclaimsEntriesOfDeadReplica(t *testing.T) {
 		Streams: []string{StreamKey, ">"}, Count: 10}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	e.mr.SetTime(time.Now().Add(time.Hour)) // age the pending entries
-
 	cfg := testConfig("alive")
-	cfg.ClaimIdle = 50 * time.Millisecond
+	cfg.ClaimIdle = 50 * time.Millisecond // the entries age past it while pending
 	d := e.start(cfg)
 	dels := settled(t, d, "m12", 2)
 	if rc.count() != 2 || dels[0].Status != StatusDelivered || dels[1].Status != StatusDelivered {
@@ -581,5 +598,54 @@ func TestQueueMember(t *testing.T) {
 	}
 	if _, _, ok := splitMember(id); ok {
 		t.Error("a member without message id split")
+	}
+}
+
+// On shutdown the attempt in flight completes and is recorded, and queued
+// deliveries are handed back at once (not after their lease) for another
+// replica.
+func TestShutdownFinishesInFlightAndReleasesQueued(t *testing.T) {
+	e := newEnv(t)
+	unblock := make(chan struct{})
+	arrived := make(chan struct{}, 10)
+	rc := newReceiver(t, true, func(int, http.ResponseWriter, *http.Request) int {
+		arrived <- struct{}{}
+		<-unblock
+		return http.StatusOK
+	})
+	e.subs.set("c", rc.srv.URL, true)
+	cfg := testConfig("leaving")
+	cfg.Workers = 1
+	cfg.Timeout = 10 * time.Second // lease 30 s: far longer than this test
+	d := NewDispatcher(e.rdb, e.subs, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+
+	for i := 1; i <= 3; i++ {
+		e.publish("c", "m17", i, "sent")
+	}
+	<-arrived
+	waitFor(t, "all three recorded", func() bool { return len(deliveriesOf(t, d, "m17")) == 3 })
+	cancel()
+	close(unblock)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rc.count() != 1 {
+		t.Fatalf("requests %d, want only the one in flight", rc.count())
+	}
+	statuses := map[string]int{}
+	for _, del := range deliveriesOf(t, d, "m17") {
+		statuses[del.Status]++
+	}
+	if statuses[StatusDelivered] != 1 || statuses[StatusPending] != 2 {
+		t.Fatalf("statuses %v, want 1 delivered (in flight at shutdown) and 2 pending", statuses)
+	}
+
+	e.start(testConfig("next")) // picks the released two up without waiting out the lease
+	settled(t, d, "m17", 3)
+	if rc.count() != 3 {
+		t.Fatalf("requests %d, want 3", rc.count())
 	}
 }

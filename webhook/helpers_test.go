@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -135,17 +136,25 @@ func (rc *receiver) count() int {
 // env is one test's Redis, subscriptions and receiver.
 type env struct {
 	t    *testing.T
-	mr   *miniredis.Miniredis
 	rdb  *redis.Client
 	subs *fakeSubs
 }
 
+// newEnv uses an in-process miniredis, or the real Redis at
+// WEBHOOK_TEST_REDIS_ADDR (flushed first: use a scratch server) to check
+// the commands against the real thing.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	addr := os.Getenv("WEBHOOK_TEST_REDIS_ADDR")
+	if addr == "" {
+		addr = miniredis.RunT(t).Addr()
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { rdb.Close() })
-	return &env{t: t, mr: mr, rdb: rdb, subs: newFakeSubs()}
+	return &env{t: t, rdb: rdb, subs: newFakeSubs()}
 }
 
 // testConfig is fast: tiny schedule and poll interval.

@@ -198,23 +198,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // Result is one scenario's figures.
 type Result struct {
-	Scenario       string  `json:"scenario"`
-	Docs           int     `json:"docs,omitempty"`
-	Failed         int     `json:"failed,omitempty"`
-	Seconds        float64 `json:"seconds,omitempty"`
-	DocsPerSec     float64 `json:"docsPerSec,omitempty"`
-	P50ms          float64 `json:"p50Ms,omitempty"`
-	P95ms          float64 `json:"p95Ms,omitempty"`
-	P99ms          float64 `json:"p99Ms,omitempty"`
-	DocumentBytes  int64   `json:"documentBytes,omitempty"`
-	PeakRSSBytes   int64   `json:"peakRssBytes,omitempty"`
-	RSSAfter202    int64   `json:"rssPeakAt202Bytes,omitempty"`
-	StartRSSBytes  int64   `json:"startRssBytes,omitempty"`
-	CountedBy      string  `json:"countedBy,omitempty"`
-	Target         string  `json:"target"`
-	Met            bool    `json:"met"`
-	Note           string  `json:"note,omitempty"`
-	Error          string  `json:"error,omitempty"`
+	Scenario      string  `json:"scenario"`
+	Docs          int     `json:"docs,omitempty"`
+	Failed        int     `json:"failed,omitempty"`
+	Seconds       float64 `json:"seconds,omitempty"`
+	DocsPerSec    float64 `json:"docsPerSec,omitempty"`
+	P50ms         float64 `json:"p50Ms,omitempty"`
+	P95ms         float64 `json:"p95Ms,omitempty"`
+	P99ms         float64 `json:"p99Ms,omitempty"`
+	DocumentBytes int64   `json:"documentBytes,omitempty"`
+	PeakRSSBytes  int64   `json:"peakRssBytes,omitempty"`
+	RSSAfter202   int64   `json:"rssPeakAt202Bytes,omitempty"`
+	StartRSSBytes int64   `json:"startRssBytes,omitempty"`
+	CountedBy     string  `json:"countedBy,omitempty"`
+	Target        string  `json:"target"`
+	Met           bool    `json:"met"`
+	Note          string  `json:"note,omitempty"`
+	Error         string  `json:"error,omitempty"`
 }
 
 func printTable(w io.Writer, results []Result) {

@@ -94,6 +94,12 @@ type openAPIDoc struct {
 		Name string `json:"name"`
 		In   string `json:"in"`
 	} `json:"securityDefinitions"`
+	Definitions map[string]struct {
+		Properties map[string]struct {
+			Type   string `json:"type"`
+			Format string `json:"format"`
+		} `json:"properties"`
+	} `json:"definitions"`
 }
 
 type openAPIOperation struct {
@@ -134,6 +140,12 @@ func checkOpenAPIDocument(t *testing.T, gw *app.App) {
 		t.Error("OpenAPI document has no BearerAuth security definition")
 	case bearer.Type != "apiKey" || bearer.In != "header" || bearer.Name != "Authorization":
 		t.Errorf("BearerAuth = %+v, want an apiKey in the Authorization header", bearer)
+	}
+
+	// Document content travels as base64 in JSON; described as Go's []byte it
+	// would show up in Swagger UI's example body as an array of integers.
+	if data := doc.Definitions["itk.Document"].Properties["data"]; data.Type != "string" || data.Format != "byte" {
+		t.Errorf("itk.Document.data is documented as type %q format %q, want a base64 string (type string, format byte)", data.Type, data.Format)
 	}
 
 	res, _ = get(t, client, gw.URL()+"/docs")

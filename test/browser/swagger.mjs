@@ -118,6 +118,17 @@ async function authorize(page, base) {
   summary.authorized = 'BearerAuth';
 }
 
+// describeExample notes what Swagger UI pre-filled (informational: the run
+// replaces it with a known-good request).
+function describeExample(text) {
+  try {
+    const example = JSON.parse(text);
+    return { json: true, documentDataType: Array.isArray(example.documents?.[0]?.data) ? 'array' : typeof example.documents?.[0]?.data };
+  } catch {
+    return { json: false };
+  }
+}
+
 async function sendDocument(page) {
   step('expand POST /v1/documents');
   const op = page
@@ -134,7 +145,7 @@ async function sendDocument(page) {
   }
   const textarea = op.locator('textarea.body-param__text');
   await textarea.waitFor({ timeout: STEP_TIMEOUT_MS });
-  summary.exampleBodyShown = (await textarea.inputValue()).length > 2;
+  summary.exampleBody = describeExample(await textarea.inputValue());
   await textarea.fill(JSON.stringify(await sendRequestBody(), null, 2), { timeout: STEP_TIMEOUT_MS });
 
   step('execute');
