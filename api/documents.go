@@ -41,7 +41,6 @@ type AcceptedResponse struct {
 // @Description  The recipient is the patient's registered practice (MESH GP lookup) unless `recipient.mailbox` or `recipient.odsCode` is given.
 // @Tags         documents
 // @Accept       json
-// @Accept       mpfd
 // @Produce      json
 // @Security     BearerAuth
 // @Param        Idempotency-Key  header  string           false  "Retry-safe key: the same key and body return the original message"

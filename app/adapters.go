@@ -18,6 +18,7 @@ import (
 	"github.com/meshgateway/gateway/outbox"
 	"github.com/meshgateway/gateway/registry"
 	"github.com/meshgateway/gateway/telemetry"
+	"github.com/meshgateway/gateway/tracking"
 	"github.com/meshgateway/gateway/webhook"
 )
 
@@ -92,7 +93,9 @@ func (r resolver) ResolveODS(ctx context.Context, sender, ods, workflow string) 
 // deliveries adapts the webhook dispatcher to the API.
 type deliveries struct{ d *webhook.Dispatcher }
 
-func (d deliveries) Deliveries(ctx context.Context, id string) (any, error) { return d.d.Deliveries(ctx, id) }
+func (d deliveries) Deliveries(ctx context.Context, id string) (any, error) {
+	return d.d.Deliveries(ctx, id)
+}
 func (d deliveries) Replay(ctx context.Context, client, id string) (int, error) {
 	return d.d.Replay(ctx, client, id)
 }
@@ -143,6 +146,18 @@ func (a *App) registerGauges() {
 			}
 			return map[string]float64{"": age}, nil
 		})
+	a.metrics.GaugeVecFunc("messages", "Tracked messages by state (within the retention period).", []string{"state"},
+		func(ctx context.Context) (map[string]float64, error) {
+			counts, err := a.store.CountByState(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out := map[string]float64{}
+			for _, s := range tracking.AllStates {
+				out[string(s)] = float64(counts[s])
+			}
+			return out, nil
+		})
 	if a.Collector != nil {
 		a.metrics.GaugeVecFunc("dead_letters", "Inbox messages kept for operators because they could not be correlated.", nil,
 			func(ctx context.Context) (map[string]float64, error) {
@@ -167,4 +182,3 @@ func streamIDTime(id string) (time.Time, bool) {
 	}
 	return time.UnixMilli(v), true
 }
-

@@ -52,34 +52,34 @@ type Options struct {
 
 // Tuning holds intervals that tests and the embedded demo shorten.
 type Tuning struct {
-	InboxInterval    time.Duration
-	TrackSchedule    []time.Duration
-	SendBackoff      []time.Duration
-	WebhookSchedule  []time.Duration
-	OverdueScan      time.Duration
-	WorkerPoll       time.Duration
-	OutboxClaimIdle  time.Duration
-	Consumer         string
+	InboxInterval     time.Duration
+	TrackSchedule     []time.Duration
+	SendBackoff       []time.Duration
+	WebhookSchedule   []time.Duration
+	OverdueScan       time.Duration
+	WorkerPoll        time.Duration
+	OutboxClaimIdle   time.Duration
+	Consumer          string
 	OutboxConcurrency int
 }
 
 // App is a running gateway.
 type App struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	rdb      redis.UniversalClient
-	reg      *registry.Registry
-	store    *tracking.Store
-	handler  http.Handler
-	metrics  *telemetry.Metrics
-	tracing  *telemetry.Tracing
-	meshes   map[string]*meshbridge.Client
-	workers  []func(ctx context.Context) error
-	closers  []func()
-	ln       net.Listener
-	adminLn  net.Listener
-	demo     *demo
-	webhooks *webhook.Dispatcher
+	cfg       *config.Config
+	log       *slog.Logger
+	rdb       redis.UniversalClient
+	reg       *registry.Registry
+	store     *tracking.Store
+	handler   http.Handler
+	metrics   *telemetry.Metrics
+	tracing   *telemetry.Tracing
+	meshes    map[string]*meshbridge.Client
+	workers   []func(ctx context.Context) error
+	closers   []func()
+	ln        net.Listener
+	adminLn   net.Listener
+	demo      *demo
+	webhooks  *webhook.Dispatcher
 	Collector *collector.Collector
 }
 
@@ -363,7 +363,12 @@ func (a *App) newMeshClient(mb *registry.Mailbox, cfg *config.Config) (*meshbrid
 	c, err := meshbridge.New(meshbridge.Config{
 		BaseURL: mb.URL, MailboxID: mb.ID, Password: mb.Password, SharedKey: mb.SharedKey, TLS: tlsCfg,
 		ChunkSize: chunk, Compress: true, ClientName: "mesh-gateway", ClientVersion: Version,
-		Logger: a.log.With("component", "meshbridge"),
+		Logger: a.log.With("component", "meshbridge"), WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+			return otelhttp.NewTransport(a.metrics.MeshTransport(rt),
+				otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+					return "MESH " + telemetry.MeshOperation(r.Method, r.URL.Path)
+				}))
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("meshbridge.New %s: %w", mb.ID, err)

@@ -39,14 +39,14 @@ const (
 // store (miniredis: NOT durable), the local MESH server with demo practices
 // and patients, simulated practices answering ITK3 acks, and a demo client.
 type demo struct {
-	log      *slog.Logger
-	redis    *miniredis.Miniredis
-	rdb      redis.UniversalClient
-	mesh     *fakemesh.Server
-	meshSrv  *http.Server
-	meshURL  string
-	registry *registry.Registry
-	key      *rsa.PrivateKey
+	log       *slog.Logger
+	redis     *miniredis.Miniredis
+	rdb       redis.UniversalClient
+	mesh      *fakemesh.Server
+	meshSrv   *http.Server
+	meshURL   string
+	registry  *registry.Registry
+	key       *rsa.PrivateKey
 	practices []*practice.Practice
 	closeOnce sync.Once
 	out       io.Writer
@@ -123,7 +123,7 @@ func startDemo(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		d.practices = append(d.practices, practice.New(c, practice.Config{
 			ODSCode: mb.ODSCode, Name: mb.Name, Interval: time.Second, BusAckDelay: 2 * time.Second,
 			BusinessCodes: map[string]string{"9000000017": "30003"}, // JONES: no longer registered here
-			Logger: log.With("component", "practice", "practice_mailbox", mb.ID),
+			Logger:        log.With("component", "practice", "practice_mailbox", mb.ID),
 		}))
 	}
 	return d, nil

@@ -195,33 +195,83 @@ func (c *Collector) observe(mailbox, outcome string, n int) {
 	}
 }
 
+// processAll downloads up to Concurrency messages ahead in parallel but
+// records them strictly in inbox order. MESH lists a practice's
+// infrastructure ack before its business ack for the same message; recording
+// the two concurrently let the business ack win, so the message skipped
+// inf_acked and message.infack was sent after message.busack. MESH
+// acknowledgements (each after its message is recorded) run in parallel.
 func (c *Collector) processAll(ctx context.Context, in Inbox, ids []string) error {
-	sem := make(chan struct{}, c.cfg.Concurrency)
+	type fetched struct {
+		item *inboxItem
+		err  error
+	}
+	results := make([]chan fetched, len(ids))
+	for i := range results {
+		results[i] = make(chan fetched, 1) // buffered: a download never waits for the recorder
+	}
+	fetchCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	window := make(chan struct{}, c.cfg.Concurrency) // downloads in flight or waiting to be recorded
+	var fetches, acks sync.WaitGroup
+	launched := make(chan struct{})
+	go func() {
+		defer close(launched)
+		for i, id := range ids {
+			select {
+			case window <- struct{}{}:
+			case <-fetchCtx.Done():
+				return
+			}
+			fetches.Go(func() {
+				item, err := c.fetch(fetchCtx, in, id)
+				results[i] <- fetched{item, err}
+			})
+		}
+	}()
+
 	var (
-		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first error
 	)
-	for _, id := range ids {
-		if ctx.Err() != nil {
-			break
+	fail := func(id string, err error) {
+		c.cfg.Logger.WarnContext(ctx, "inbox message not processed; it stays in MESH for the next poll",
+			"mailbox", in.MailboxID(), "mesh_message_id", id, "error", err)
+		mu.Lock()
+		if first == nil {
+			first = err
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := c.Process(ctx, in, id); err != nil {
-				c.cfg.Logger.WarnContext(ctx, "inbox message not processed; it stays in MESH for the next poll",
-					"mailbox", in.MailboxID(), "mesh_message_id", id, "error", err)
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-		}()
+		mu.Unlock()
 	}
-	wg.Wait()
+	ackSlots := make(chan struct{}, c.cfg.Concurrency)
+record:
+	for i, id := range ids {
+		var f fetched
+		select {
+		case f = <-results[i]:
+		case <-ctx.Done():
+			break record
+		}
+		<-window
+		if f.err == nil {
+			f.err = c.file(ctx, in, id, f.item)
+		}
+		if f.err != nil {
+			fail(id, f.err)
+			continue
+		}
+		ackSlots <- struct{}{}
+		acks.Go(func() {
+			defer func() { <-ackSlots }()
+			if err := in.Acknowledge(ctx, id); err != nil {
+				fail(id, fmt.Errorf("meshbridge.Acknowledge: %w", err))
+			}
+		})
+	}
+	stop()
+	<-launched
+	fetches.Wait()
+	acks.Wait()
 	return first
 }
 
@@ -229,33 +279,59 @@ func (c *Collector) processAll(ctx context.Context, in Inbox, ids []string) erro
 // acknowledges it. A message is acknowledged only once its event (or its
 // dead-letter record) is durably stored.
 func (c *Collector) Process(ctx context.Context, in Inbox, meshID string) error {
+	item, err := c.fetch(ctx, in, meshID)
+	if err != nil {
+		return err
+	}
+	if err := c.file(ctx, in, meshID, item); err != nil {
+		return err
+	}
+	if err := in.Acknowledge(ctx, meshID); err != nil {
+		return fmt.Errorf("meshbridge.Acknowledge: %w", err)
+	}
+	return nil
+}
+
+// inboxItem is one downloaded inbox message; body is truncated when overflow.
+type inboxItem struct {
+	meta     *meshbridge.MessageMetadata
+	body     []byte
+	overflow bool
+}
+
+// fetch downloads an inbox message, or only its headers when it is larger
+// than MaxAckBytes.
+func (c *Collector) fetch(ctx context.Context, in Inbox, meshID string) (*inboxItem, error) {
 	var body bytes.Buffer
 	lw := &limitedWriter{w: &body, n: c.cfg.MaxAckBytes}
 	meta, err := in.Download(ctx, meshID, lw)
 	if err != nil && !errors.Is(err, errTooLarge) {
-		return fmt.Errorf("meshbridge.Download: %w", err)
+		return nil, fmt.Errorf("meshbridge.Download: %w", err)
 	}
 	if meta == nil && lw.overflow {
 		if meta, err = in.Head(ctx, meshID); err != nil {
-			return fmt.Errorf("meshbridge.Head: %w", err)
+			return nil, fmt.Errorf("meshbridge.Head: %w", err)
 		}
 	}
 	if meta == nil {
-		return fmt.Errorf("meshbridge.Download: no metadata for %s", meshID)
+		return nil, fmt.Errorf("meshbridge.Download: no metadata for %s", meshID)
 	}
-	outcome, reason := c.record(ctx, meta, body.Bytes(), lw.overflow)
+	return &inboxItem{meta: meta, body: body.Bytes(), overflow: lw.overflow}, nil
+}
+
+// file records what an inbox message means (or dead-letters it); after a nil
+// error the message may be acknowledged in MESH.
+func (c *Collector) file(ctx context.Context, in Inbox, meshID string, it *inboxItem) error {
+	outcome, reason := c.record(ctx, it.meta, it.body, it.overflow)
 	if outcome == outcomeRetry {
 		return fmt.Errorf("record %s: %s", meshID, reason)
 	}
 	if outcome == outcomeDeadLetter {
-		if err := c.dead.Put(ctx, in.MailboxID(), meta, body.Bytes(), reason, c.cfg.Now()); err != nil {
+		if err := c.dead.Put(ctx, in.MailboxID(), it.meta, it.body, reason, c.cfg.Now()); err != nil {
 			return fmt.Errorf("dead-letter %s: %w", meshID, err)
 		}
 		c.cfg.Logger.WarnContext(ctx, "inbox message dead-lettered", "mailbox", in.MailboxID(),
-			"mesh_message_id", meshID, "workflow", meta.WorkflowID, "reason", reason)
-	}
-	if err := in.Acknowledge(ctx, meshID); err != nil {
-		return fmt.Errorf("meshbridge.Acknowledge: %w", err)
+			"mesh_message_id", meshID, "workflow", it.meta.WorkflowID, "reason", reason)
 	}
 	return nil
 }
@@ -371,7 +447,7 @@ func (c *Collector) recordAck(ctx context.Context, ack *itk.Acknowledgement, ack
 	}
 	ev.State = to
 	if c.cfg.Observer != nil && msg.SentAt != nil {
-		c.cfg.Observer.AckLatency(string(ack.Kind), ack.Timestamp.Sub(*msg.SentAt))
+		c.cfg.Observer.AckLatency(string(ack.Kind), now.Sub(*msg.SentAt))
 	}
 	_, err = c.store.Transition(ctx, msg.ID, from, to, ev, set)
 	if errors.Is(err, tracking.ErrStateConflict) {

@@ -58,8 +58,11 @@ type Config struct {
 	ClientVersion string
 	// HTTPClient replaces the built-in transport (tests, benchmarks); TLS and ProxyURL are then ignored.
 	HTTPClient *http.Client
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// WrapTransport decorates the built-in transport (metrics, tracing)
+	// without giving up its TLS and proxy settings.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Client talks to one MESH mailbox. It is safe for concurrent use.
@@ -151,7 +154,11 @@ func New(cfg Config) (*Client, error) {
 		}
 		// No client-wide Timeout: each attempt gets its own deadline so that
 		// a download's body can stream for the whole per-request budget.
-		c.http = &http.Client{Transport: tr}
+		var rt http.RoundTripper = tr
+		if cfg.WrapTransport != nil {
+			rt = cfg.WrapTransport(rt)
+		}
+		c.http = &http.Client{Transport: rt}
 	}
 	return c, nil
 }

@@ -218,6 +218,7 @@ func (s *Store) Accept(ctx context.Context, msg *Message, payload io.Reader) (*M
 			p.ZRemRangeByScore(ctx, ck, "-inf", "("+strconv.FormatInt(now.Add(-s.ttl).UnixMilli(), 10))
 			p.Expire(ctx, ck, s.ttl)
 			s.queueIndexes(ctx, p, &m)
+			p.ZAdd(ctx, stateKey(StateAccepted), redis.Z{Score: float64(now.UnixMilli()), Member: m.ID})
 			p.XAdd(ctx, &redis.XAddArgs{Stream: OutboxStream, ID: "*",
 				Values: []any{"messageId", m.ID, "mailbox", m.Mailbox}})
 			s.queueEvent(ctx, p, &m, 0)
@@ -370,6 +371,7 @@ func (s *Store) modify(ctx context.Context, id string, change func(*Message) (*E
 		if err != nil {
 			return err
 		}
+		prevState := m.State
 		ev, err := change(m)
 		if err != nil {
 			return err
@@ -396,6 +398,10 @@ func (s *Store) modify(ctx context.Context, id string, change func(*Message) (*E
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, key, data, s.ttl)
 			s.queueIndexes(ctx, p, m)
+			if m.State != prevState {
+				p.ZRem(ctx, stateKey(prevState), id)
+				p.ZAdd(ctx, stateKey(m.State), redis.Z{Score: float64(now.UnixMilli()), Member: id})
+			}
 			if dropPayload {
 				p.Del(ctx, payloadKey(id))
 			} else {

@@ -458,3 +458,27 @@ func TestCheckDurabilityEmbedded(t *testing.T) {
 		t.Fatalf("CheckDurability = %q, %v", warn, err)
 	}
 }
+
+func TestCountByStateFollowsTransitions(t *testing.T) {
+	s, _, _ := newTestStore(t, StoreOptions{})
+	ctx := t.Context()
+	for i := 0; i < 3; i++ {
+		if _, _, err := s.Accept(ctx, &Message{ClientID: "c", Mailbox: "X26ABC1"}, strings.NewReader("payload")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, _, err := s.List(ctx, "c", ListFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, page[0].ID, []State{StateAccepted}, StateSending, Event{Type: EventSendAttempt}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.CountByState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[StateAccepted] != 2 || got[StateSending] != 1 || got[StateSent] != 0 {
+		t.Fatalf("counts = %v", got)
+	}
+}

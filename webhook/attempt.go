@@ -3,6 +3,8 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,6 +110,9 @@ func (d *Dispatcher) newRecord(values map[string]any, now time.Time) *record {
 // worker again: each event is queued once per endpoint.
 // It returns the new deliveries to attempt now.
 func (d *Dispatcher) ingest(ctx context.Context, msgs []redis.XMessage) ([]job, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
 	now := d.cfg.Now()
 	leaseUntil := now.Add(d.lease)
 	immediate := d.cfg.Schedule[0] <= 0
@@ -197,7 +202,7 @@ type result struct {
 	retryAfter time.Duration
 	reason     string // lastError
 	url        string // target without query or credentials
-	target     string // full target URL, kept only in the disabled-endpoint entry
+	target     string // full target URL, never stored (see urlHash)
 	disable    bool   // persist the endpoint as disabled (410)
 }
 
@@ -268,14 +273,14 @@ func (d *Dispatcher) drop(ctx context.Context, member, messageID, id string) {
 }
 
 // attempt makes one delivery attempt, deciding first whether to make one.
-// disabled is the client's endpoint URL disabled by a 410, if any.
+// disabled is the hash of the client's endpoint URL disabled by a 410, if any.
 func (d *Dispatcher) attempt(ctx context.Context, rec *record, disabled string) result {
 	target, secret, allowPrivate, ok := d.subs.Webhook(rec.ClientID)
 	if !ok {
 		return result{status: StatusFailed, reason: "client has no webhook subscription"}
 	}
 	res := result{url: redactURL(target), target: target, status: StatusPending}
-	if disabled != "" && disabled == target {
+	if disabled != "" && disabled == urlHash(target) {
 		res.status, res.reason = StatusDisabled, "endpoint disabled: it answered 410 Gone"
 		return res
 	}
@@ -355,12 +360,20 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *record, disabled string) 
 	return res
 }
 
+// parseDisabled returns the URL hash of a disabled-endpoint entry.
 func parseDisabled(raw string) string {
 	var e disabledEndpoint
 	if raw == "" || json.Unmarshal([]byte(raw), &e) != nil {
 		return ""
 	}
-	return e.URL
+	return e.URLHash
+}
+
+// urlHash identifies an endpoint URL without storing it again (it may carry
+// a token).
+func urlHash(u string) string {
+	sum := sha256.Sum256([]byte(u))
+	return hex.EncodeToString(sum[:])
 }
 
 // parseRetryAfter reads delay-seconds or an HTTP-date; 0 if absent or bad.
@@ -475,7 +488,7 @@ func (d *Dispatcher) write(ctx context.Context, batch []completion) {
 			pipe.ZRem(ctx, dueKey, member)
 		}
 		if c.res.disable {
-			raw, _ := json.Marshal(disabledEndpoint{URL: c.res.target, At: rec.UpdatedAt})
+			raw, _ := json.Marshal(disabledEndpoint{URL: c.res.url, URLHash: urlHash(c.res.target), At: rec.UpdatedAt})
 			pipe.HSet(ctx, disabledKey, rec.ClientID, raw)
 		}
 	}
@@ -509,11 +522,13 @@ func (d *Dispatcher) report(c completion) {
 
 // disabledEndpoint is the value stored under disabledKey.
 type disabledEndpoint struct {
-	URL string    `json:"url"`
-	At  time.Time `json:"at"`
+	URL     string    `json:"url"`     // redacted, for people
+	URLHash string    `json:"urlHash"` // of the full URL, for matching
+	At      time.Time `json:"at"`
 }
 
-// disabledURL returns the client's endpoint URL disabled by a 410, if any.
+// disabledURL returns the hash of the client's endpoint URL disabled by a
+// 410, if any.
 func (d *Dispatcher) disabledURL(ctx context.Context, clientID string) (string, error) {
 	raw, err := d.rdb.HGet(ctx, disabledKey, clientID).Result()
 	if errors.Is(err, redis.Nil) {

@@ -5,8 +5,9 @@
 // Flow: the tracking store appends events to the {gw}:events stream. Each
 // replica reads it through the "webhooks" consumer group; for every event
 // worth delivering it atomically creates a delivery record (one per event and
-// endpoint, keyed by the stable webhook-id), puts the delivery on the
-// {gw}:wh:due sorted set with a lease, and acknowledges the entry. Workers
+// endpoint, keyed by the stable webhook-id, kept in its message's hash), puts
+// the delivery on the {gw}:wh:due sorted set with a lease, and acknowledges
+// the entry. Workers
 // attempt the delivery and either finish the record or move it back on the
 // sorted set at its next due time. A replica that dies mid-attempt loses
 // nothing: its leases run out and any replica claims the deliveries again.
@@ -174,7 +175,7 @@ func NewDispatcher(rdb redis.UniversalClient, subs Subscriptions, cfg Config) *D
 type job struct {
 	member     string // on the due queue: see queueMember
 	rec        *record
-	disabled   *string // the client's disabled endpoint URL, if already read
+	disabled   *string // hash of the client's disabled endpoint URL, if already read
 	leaseUntil time.Time
 }
 
@@ -225,7 +226,7 @@ func (d *Dispatcher) ensureGroup(ctx context.Context) error {
 
 // readLoop takes new stream entries for this replica. Entries are read and
 // recorded in batches larger than the worker pool so that recording (one
-// script per batch) keeps ahead of the workers.
+// transaction per batch) keeps ahead of the workers.
 func (d *Dispatcher) readLoop(ctx context.Context, jobs chan<- job) {
 	readBatch := max(4*d.cfg.Workers, 64)
 	block := min(time.Second, max(d.cfg.PollInterval, 50*time.Millisecond))

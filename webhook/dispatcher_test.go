@@ -649,3 +649,27 @@ func TestShutdownFinishesInFlightAndReleasesQueued(t *testing.T) {
 		t.Fatalf("requests %d, want 3", rc.count())
 	}
 }
+
+// Disabling is per endpoint URL: a client that registers a new URL gets
+// deliveries again without EnableEndpoint.
+func TestNewURLAfterGoneIsNotDisabled(t *testing.T) {
+	e := newEnv(t)
+	gone := newReceiver(t, true, func(int, http.ResponseWriter, *http.Request) int { return http.StatusGone })
+	fresh := newReceiver(t, true, nil)
+	e.subs.set("c", gone.srv.URL+"/old?token=s3cret", true)
+	d := e.start(testConfig("r1"))
+
+	e.publish("c", "m18", 1, "sent")
+	settled(t, d, "m18", 1)
+	raw, err := e.rdb.HGet(context.Background(), disabledKey, "c").Result()
+	if err != nil || strings.Contains(raw, "s3cret") {
+		t.Fatalf("disabled entry %q, %v: want one without the URL's token", raw, err)
+	}
+
+	e.subs.set("c", fresh.srv.URL+"/new", true)
+	e.publish("c", "m18", 2, "delivered")
+	dels := settled(t, d, "m18", 2)
+	if fresh.count() != 1 || dels[1].Status != StatusDelivered || gone.count() != 1 {
+		t.Fatalf("fresh %d, gone %d, second delivery %+v", fresh.count(), gone.count(), dels[1])
+	}
+}

@@ -23,7 +23,7 @@ const (
 	// unix ms at which it may next be claimed (a retry's due time, or the end
 	// of the lease of the replica attempting it).
 	dueKey = "{gw}:wh:due"
-	// disabledKey maps client id -> JSON {url, at} of an endpoint that
+	// disabledKey maps client id -> JSON {url (redacted), urlHash, at} of an endpoint that
 	// answered 410 Gone. Deliveries to that URL stop until EnableEndpoint (a
 	// new URL is a new endpoint and is not disabled).
 	disabledKey = "{gw}:wh:disabled"

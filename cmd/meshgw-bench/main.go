@@ -29,6 +29,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -160,6 +161,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer st.Close()
 
+	host := Host{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), LoadAvgStart: loadAvg()}
 	b := &bench{opts: o, st: st, log: stderr}
 	var results []Result
 	for _, name := range o.scenarios {
@@ -181,19 +183,51 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			break
 		}
 	}
+	host.LoadAvgEnd = loadAvg()
 	if o.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
+		if err := enc.Encode(Report{Host: host, Results: results}); err != nil {
 			return fmt.Errorf("encode results: %w", err)
 		}
 	} else {
+		fmt.Fprintf(stdout, "host: %d CPUs (GOMAXPROCS %d), %s; load average %s at start, %s at end (everything shares these CPUs)\n",
+			host.CPUs, host.GOMAXPROCS, host.GoVersion, host.LoadAvgStart, host.LoadAvgEnd)
 		printTable(stdout, results)
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	return nil
+}
+
+// Report is the --json output.
+type Report struct {
+	Host    Host     `json:"host"`
+	Results []Result `json:"results"`
+}
+
+// Host describes the machine the figures come from: the bench, Redis,
+// fakemesh and the gateway all share its CPUs.
+type Host struct {
+	CPUs         int    `json:"cpus"`
+	GOMAXPROCS   int    `json:"gomaxprocs"`
+	GoVersion    string `json:"goVersion"`
+	LoadAvgStart string `json:"loadAvgStart"`
+	LoadAvgEnd   string `json:"loadAvgEnd"`
+}
+
+// loadAvg is the 1/5/15-minute load average from /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // Result is one scenario's figures.

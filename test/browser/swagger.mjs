@@ -13,8 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 // Each wait/click may take up to 30 s; the run as a whole is cut off at 70 s
-// (85 s with the failure screenshot and shutdown), inside the Go test's 90 s. Both are hang guards, not speed checks: the run
-// takes ~20 s on a quiet 2-core machine, ~45 s with the machine saturated.
+// (85 s with the failure screenshot and shutdown), inside the Go test's 90 s.
+// Both are hang guards, not speed checks: the run takes ~20 s on a busy
+// 2-core machine, ~45 s with it saturated (load average above 20).
 const STEP_TIMEOUT_MS = 30_000;
 const WHOLE_RUN_MS = 70_000;
 

@@ -119,7 +119,9 @@ func TestCrashConsistency(t *testing.T) {
 	defer st.Close()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("gateway log tail (%s):\n%s", st.Gateway.LogPath, st.Gateway.Tail(6000))
+			if kept, err := keepLogs(dir); err == nil {
+				t.Logf("gateway and fakemesh logs kept in %s", kept)
+			}
 		}
 	})
 	if err := st.SetFaults(ctx, stack.Faults{ErrorRate: 0.2, Statuses: []int{500, 502, 503, 429},
@@ -324,6 +326,11 @@ func TestCrashConsistency(t *testing.T) {
 			ps = append(ps, fmt.Sprintf("%s %s attempts=%d firstChunkAttempts=%d lastError=%v", m.ID, m.State, m.Attempts, m.FirstChunkAttempts, m.LastError))
 		}
 		t.Errorf("%d messages still accepted/sending after %v with MESH faults off:\n  %s", len(pending), drained.Round(time.Second), strings.Join(ps, "\n  "))
+		ids := make([]string, 0, len(pending))
+		for _, m := range pending {
+			ids = append(ids, m.ID)
+		}
+		t.Logf("outbox state in Redis:\n%s", outboxState(ctx, st.RedisAddr, ids))
 	} else if drained > drainLimit {
 		t.Errorf("the gateway needed %v to drain with MESH faults off (limit %v)", drained.Round(time.Second), drainLimit)
 	}

@@ -64,6 +64,7 @@ type envOptions struct {
 	noPractice      bool
 	webhookSchedule []time.Duration
 	maxBody         int64
+	rateLimit       string // CLIENT_RATE_LIMIT
 }
 
 type env struct {
@@ -140,6 +141,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	if o.busAckDeadline > 0 {
 		env["BUS_ACK_DEADLINE"] = o.busAckDeadline.String()
+	}
+	if o.rateLimit != "" {
+		env["CLIENT_RATE_LIMIT"], env["CLIENT_RATE_BURST"] = o.rateLimit, o.rateLimit
 	}
 	if o.maxBody > 0 {
 		env["MAX_BODY_BYTES"] = fmt.Sprint(o.maxBody)

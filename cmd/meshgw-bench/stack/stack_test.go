@@ -28,7 +28,7 @@ func TestPDFLike(t *testing.T) {
 func TestBundleIdentifier(t *testing.T) {
 	tests := []struct {
 		name, payload, want string
-		wantErr          bool
+		wantErr             bool
 	}{
 		{"xml", `<?xml version="1.0"?><Bundle xmlns="http://hl7.org/fhir"><id value="b1"/><identifier><system value="https://tools.ietf.org/html/rfc4122"/><value value="0f6c"/></identifier><entry><resource><MessageHeader><identifier><value value="inner"/></identifier></MessageHeader></resource></entry></Bundle>`, "0f6c", false},
 		{"xml nested identifier only", `<Bundle xmlns="http://hl7.org/fhir"><entry><identifier><value value="inner"/></identifier></entry></Bundle>`, "", true},

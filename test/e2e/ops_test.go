@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshgateway/gateway/tracking"
+)
+
+// A client over its rate gets 429 with Retry-After; other clients are unaffected.
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, envOptions{noPractice: true, rateLimit: "2"})
+	body, _ := json.Marshal(request(smith, "X26ABC1"))
+	var limited response
+	for i := 0; i < 5; i++ {
+		r := e.do("POST", "/v1/documents", "application/json", e.token(clientA), body, nil)
+		if r.Status == http.StatusTooManyRequests {
+			limited = r
+			break
+		}
+	}
+	if limited.Status != http.StatusTooManyRequests || limited.Header.Get("Retry-After") == "" ||
+		!strings.HasPrefix(limited.Header.Get("Content-Type"), "application/problem+json") {
+		t.Fatalf("no 429 with Retry-After: %+v %s", limited.Header, limited.Body)
+	}
+	r := e.do("POST", "/FHIR/STU3/$process-message", "application/fhir+json", e.token(clientA), body, nil)
+	if r.Status != http.StatusTooManyRequests || !strings.Contains(string(r.Body), "OperationOutcome") {
+		t.Fatalf("FHIR route over the limit: %d %s", r.Status, r.Body)
+	}
+	other, _ := json.Marshal(request(smith, "X26ABC2"))
+	if r := e.do("POST", "/v1/documents", "application/json", e.token(clientB), other, nil); r.Status != http.StatusAccepted {
+		t.Fatalf("another client: %d %s", r.Status, r.Body)
+	}
+}
+
+// The admin port exports the metrics operators need.
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	id := e.accepted(clientA, request(smith, "X26ABC1"))
+	e.waitState(clientA, id, tracking.StateBusAcked, 20*time.Second)
+	resp, err := http.Get(e.apps[0].AdminURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	text := string(raw)
+	for _, want := range []string{
+		`meshgw_http_requests_total{method="POST",route="/v1/documents",status="202"}`,
+		`meshgw_messages{state="bus_acked"} 1`,
+		`meshgw_outbox_depth{queue="delayed"}`,
+		`meshgw_outbox_oldest_age_seconds`,
+		`meshgw_mesh_calls_total{operation="send",status="202"}`,
+		`meshgw_inbox_polls_total{mailbox="X26ABC1",result="ok"}`,
+		`meshgw_ack_latency_seconds_bucket{kind="business"`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", text)
+	}
+}
