@@ -19,6 +19,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
@@ -132,6 +133,10 @@ func New(ctx context.Context, o Options) (a *App, err error) {
 		a.log.Info("redis configured", "mode", kind)
 	}
 
+	// Spans for every Redis command, so Redis-backed work shows in traces.
+	if err := redisotel.InstrumentTracing(a.rdb, redisotel.WithDBStatement(false)); err != nil {
+		return nil, fmt.Errorf("redisotel.InstrumentTracing: %w", err)
+	}
 	a.store = tracking.NewStore(a.rdb, tracking.StoreOptions{TTL: cfg.RetentionTTL})
 	if warning, err := a.store.CheckDurability(ctx); err != nil {
 		a.log.Warn("could not check Redis persistence settings", "error", err)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -56,5 +57,19 @@ func TestLoadRejects(t *testing.T) {
 				t.Fatalf("Load error = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The README's configuration table is the public contract: every variable
+// the gateway reads must be documented there.
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range Names() {
+		if !strings.Contains(string(readme), "| `"+name+"` |") {
+			t.Errorf("README configuration table lacks %s", name)
+		}
 	}
 }

@@ -4,6 +4,7 @@
 package meshbridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -315,7 +316,7 @@ func (c *Client) once(ctx context.Context, r request) (*http.Response, error) {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	var body io.Reader
 	if r.body != nil {
-		body = bytesReader(r.body)
+		body = bytes.NewReader(r.body)
 	}
 	req, err := c.newHTTPRequest(actx, r.method, r.url, r.header, body, int64(len(r.body)))
 	if err != nil {

@@ -85,6 +85,9 @@ func (d *downloader) copyChunk(resp *http.Response, k, total int, w io.Writer) e
 	if resp.StatusCode != wantStatus && resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
 		return fmt.Errorf("meshbridge: download chunk %d/%d: unexpected HTTP %d", k, total, resp.StatusCode)
 	}
+	if resp.ContentLength == 0 {
+		return nil // e.g. a REPORT: no body, whatever Content-Encoding says
+	}
 	var src io.Reader = resp.Body
 	switch enc := strings.ToLower(strings.TrimSpace(resp.Header.Get(hdrContentEncoding))); enc {
 	case "", "identity":

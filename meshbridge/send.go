@@ -223,13 +223,13 @@ func inMemoryLen(r io.Reader) int64 {
 	return -1
 }
 
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
-
 // Send sends a message of exactly size bytes read from body, split into
 // chunks of the configured size (each gzipped independently when the client
 // compresses). Chunk 1 is never retried: on failure a *FirstChunkError says
 // whether MESH may have created the message. Later chunks are retried per
-// the RetryPolicy; their failure is a *ChunkError (resume with ContinueSend).
+// the RetryPolicy; their failure is a *ChunkError (resume with ContinueSend
+// from a freshly positioned body: when compressing, body is read up to one
+// chunk ahead of the upload).
 func (c *Client) Send(ctx context.Context, opts SendOptions, body io.Reader, size int64) (SendResult, error) {
 	if size <= 0 {
 		return SendResult{}, &ValidationError{Field: "size", Reason: "must be positive (MESH rejects an empty message)"}

@@ -23,8 +23,9 @@ type Tracing struct {
 // OTEL_EXPORTER_OTLP_* variables are honoured by the exporter) spans are
 // exported; without one they are still created so trace ids reach the logs.
 func SetupTracing(ctx context.Context, endpoint, serviceName, version string) (*Tracing, error) {
-	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
-		semconv.ServiceName(serviceName), semconv.ServiceVersion(version)))
+	// OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES (in resource.Default) win over ours.
+	res, err := resource.Merge(resource.NewWithAttributes(semconv.SchemaURL,
+		semconv.ServiceName(serviceName), semconv.ServiceVersion(version)), resource.Default())
 	if err != nil {
 		res = resource.Default()
 	}

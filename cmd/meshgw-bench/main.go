@@ -187,6 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		if err := enc.Encode(Report{Host: host, Results: results}); err != nil {
 			return fmt.Errorf("encode results: %w", err)
 		}
@@ -245,6 +246,7 @@ type Result struct {
 	RSSAfter202   int64   `json:"rssPeakAt202Bytes,omitempty"`
 	StartRSSBytes int64   `json:"startRssBytes,omitempty"`
 	CountedBy     string  `json:"countedBy,omitempty"`
+	GatewayCPUms  float64 `json:"gatewayCpuMsPerDoc,omitempty"` // gateway process CPU time per document
 	Target        string  `json:"target"`
 	Met           bool    `json:"met"`
 	Note          string  `json:"note,omitempty"`
@@ -264,10 +266,11 @@ func printTable(w io.Writer, results []Result) {
 		case r.Error != "":
 			res, met = "ERROR: "+r.Error, "-"
 		case r.Scenario == "intake":
-			res = fmt.Sprintf("%d docs in %.2fs = %.0f docs/s; 202 p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; %d failed",
-				r.Docs, r.Seconds, r.DocsPerSec, r.P50ms, r.P95ms, r.P99ms, r.Failed)
+			res = fmt.Sprintf("%d docs in %.2fs = %.0f docs/s; 202 p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; gateway CPU %.2f ms/doc; %d failed",
+				r.Docs, r.Seconds, r.DocsPerSec, r.P50ms, r.P95ms, r.P99ms, r.GatewayCPUms, r.Failed)
 		case r.Scenario == "e2e":
-			res = fmt.Sprintf("%d docs sent in %.2fs = %.0f docs/s (counted by %s); %d failed", r.Docs, r.Seconds, r.DocsPerSec, r.CountedBy, r.Failed)
+			res = fmt.Sprintf("%d docs sent in %.2fs = %.0f docs/s (counted by %s); gateway CPU %.2f ms/doc; %d failed",
+				r.Docs, r.Seconds, r.DocsPerSec, r.CountedBy, r.GatewayCPUms, r.Failed)
 		case r.Scenario == "upload100mb":
 			res = fmt.Sprintf("%.1f MB document: peak RSS %.1f MB (%.2fx; %.1f MB at the 202, %.1f MB at start); upload %.2fs",
 				mb(r.DocumentBytes), mb(r.PeakRSSBytes), float64(r.PeakRSSBytes)/float64(max(r.DocumentBytes, 1)),

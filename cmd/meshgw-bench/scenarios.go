@@ -148,7 +148,10 @@ func (b *bench) intake(ctx context.Context) (Result, error) {
 	if err != nil {
 		return r, err
 	}
+	cpu0, _ := b.st.Gateway.CPUTime()
 	res := b.post(ctx, body, tokens)
+	cpu1, _ := b.st.Gateway.CPUTime()
+	r.GatewayCPUms = cpuPerDoc(cpu1-cpu0, len(res.ids))
 	r.Docs, r.Failed, r.Seconds = len(res.ids), res.failed, res.elapsed.Seconds()
 	r.DocsPerSec = float64(len(res.ids)) / res.elapsed.Seconds()
 	r.P50ms, r.P95ms, r.P99ms = percentileMs(res.latencies, 50), percentileMs(res.latencies, 95), percentileMs(res.latencies, 99)
@@ -238,6 +241,7 @@ func (b *bench) endToEnd(ctx context.Context) (Result, error) {
 	if err != nil {
 		return r, fmt.Errorf("waiting for earlier messages to be sent: %w", err)
 	}
+	cpu0, _ := b.st.Gateway.CPUTime()
 	start := time.Now()
 	res := b.post(ctx, body, tokens)
 	if len(res.ids) == 0 {
@@ -247,6 +251,8 @@ func (b *bench) endToEnd(ctx context.Context) (Result, error) {
 		return r, err
 	}
 	elapsed := time.Since(start)
+	cpu1, _ := b.st.Gateway.CPUTime()
+	r.GatewayCPUms = cpuPerDoc(cpu1-cpu0, len(res.ids))
 	r.Docs, r.Failed, r.Seconds = len(res.ids), res.failed, elapsed.Seconds()
 	r.DocsPerSec = float64(len(res.ids)) / elapsed.Seconds()
 	r.CountedBy = counter.name
@@ -346,6 +352,15 @@ func writeUpload(mw *multipart.Writer, size int64) error {
 		return err
 	}
 	return mw.Close()
+}
+
+// cpuPerDoc is CPU milliseconds per document: a load-independent figure
+// (the wall-clock rates depend on what else runs on the machine).
+func cpuPerDoc(cpu time.Duration, docs int) float64 {
+	if docs == 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / 1000 / float64(docs)
 }
 
 // percentileMs is the nearest-rank percentile in milliseconds.

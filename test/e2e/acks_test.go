@@ -439,8 +439,10 @@ func TestWebhookSSRFTargetsRefused(t *testing.T) {
 				} else {
 					wantFieldError(t, "registry.Load", err, tc.want)
 				}
+				ln, admin := listen(t), listen(t)
+				t.Cleanup(func() { _ = ln.Close(); _ = admin.Close() }) // New does not close them on error
 				a, panicked, err := newApp(app.Options{Config: cfg, Getenv: getenv, Stdout: io.Discard,
-					Listener: listen(t), AdminListener: listen(t)})
+					Listener: ln, AdminListener: admin})
 				switch {
 				case panicked != nil:
 					t.Fatalf("app.New panicked instead of returning the registry error: %v", panicked)

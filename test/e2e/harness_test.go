@@ -31,6 +31,7 @@ import (
 	"github.com/meshgateway/gateway/meshbridge"
 	"github.com/meshgateway/gateway/meshbridge/fakemesh"
 	"github.com/meshgateway/gateway/practice"
+	"github.com/meshgateway/gateway/telemetry"
 	"github.com/meshgateway/gateway/tracking"
 )
 
@@ -102,7 +103,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, logs: &syncBuffer{}}
 	e.redis = redistest.Start(t)
-	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(telemetry.TraceHandler{Handler: slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
 
 	meshCfg := fakemesh.DefaultConfig()
 	meshCfg.Logger = logger.With("component", "fakemesh")

@@ -65,4 +65,10 @@ func TestMetrics(t *testing.T) {
 	if t.Failed() {
 		t.Logf("metrics:\n%s", text)
 	}
+	// Every request's log lines carry the trace id of its span.
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"http request"`) && !strings.Contains(line, `"trace_id":"`) {
+			t.Fatalf("access log line without trace_id: %s", line)
+		}
+	}
 }

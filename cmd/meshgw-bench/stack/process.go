@@ -148,6 +148,28 @@ func (p *Process) PeakRSS() (int64, error) {
 	return procStatusBytes(p.Pid(), "VmHWM:")
 }
 
+// CPUTime is the CPU time (user + system) the process has used so far,
+// from /proc/<pid>/stat (Linux clock ticks of 10 ms).
+func (p *Process) CPUTime() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("stack: read /proc stat: %w", err)
+	}
+	// The command name (field 2) may hold spaces; fields after ")" are fixed.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, errors.New("stack: unexpected /proc stat format")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("stack: unexpected /proc stat values")
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(utime+stime) * tick, nil
+}
+
 // RSS reads VmRSS (the current resident set size) from /proc in bytes.
 func (p *Process) RSS() (int64, error) {
 	return procStatusBytes(p.Pid(), "VmRSS:")
