@@ -115,6 +115,106 @@ const docTemplate = `{
                 }
             }
         },
+        "/FHIR/STU3/MessageHeader/$process-message": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Accepts a GP Connect Send Document ITK3 message Bundle (FHIR STU3, JSON or XML), validates it against\nSTU3 and every ITK3/Send Document rule, and queues it for MESH. A HAPI-style Parameters wrapper with\na ` + "`" + `content` + "`" + ` parameter is accepted too. Invalid bundles get an OperationOutcome listing every problem,\neach with the ITK3 response code a receiving practice would return.",
+                "consumes": [
+                    "application/fhir+json",
+                    "application/fhir+xml"
+                ],
+                "produces": [
+                    "application/fhir+json"
+                ],
+                "tags": [
+                    "fhir"
+                ],
+                "summary": "FHIR $process-message: send a ready ITK3 Bundle",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "Retry-safe key",
+                        "name": "Idempotency-Key",
+                        "in": "header"
+                    },
+                    {
+                        "description": "ITK3 message Bundle (type message, MessageHeader event ITK007C)",
+                        "name": "bundle",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "type": "object"
+                        }
+                    }
+                ],
+                "responses": {
+                    "202": {
+                        "description": "information outcome carrying the tracking id; Location points at the status resource",
+                        "schema": {
+                            "$ref": "#/definitions/itk.OperationOutcome"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/itk.OperationOutcome"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/itk.OperationOutcome"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/itk.OperationOutcome"
+                        }
+                    },
+                    "409": {
+                        "description": "Conflict",
+                        "schema": {
+                            "$ref": "#/definitions/itk.OperationOutcome"
+                        }
+                    },
+                    "413": {
+                        "description": "Request Entity Too Large",
+                        "schema": {
+                            "$ref": "#/definitions/itk.OperationOutcome"
+                        }
+                    },
+                    "415": {
+                        "description": "Unsupported Media Type",
+                        "schema": {
+                            "$ref": "#/definitions/itk.OperationOutcome"
+                        }
+                    },
+                    "422": {
+                        "description": "Unprocessable Entity",
+                        "schema": {
+                            "$ref": "#/definitions/itk.OperationOutcome"
+                        }
+                    },
+                    "429": {
+                        "description": "Too Many Requests",
+                        "schema": {
+                            "$ref": "#/definitions/itk.OperationOutcome"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/itk.OperationOutcome"
+                        }
+                    }
+                }
+            }
+        },
         "/v1/documents": {
             "post": {
                 "security": [
@@ -124,8 +224,7 @@ const docTemplate = `{
                 ],
                 "description": "Builds a GP Connect Send Document (ITK3) message from a simple request and queues it for MESH.\nSend JSON (` + "`" + `documents[].data` + "`" + ` base64) or multipart/form-data with a ` + "`" + `metadata` + "`" + ` JSON part followed by a ` + "`" + `file` + "`" + ` part.\nThe recipient is the patient's registered practice (MESH GP lookup) unless ` + "`" + `recipient.mailbox` + "`" + ` or ` + "`" + `recipient.odsCode` + "`" + ` is given.",
                 "consumes": [
-                    "application/json",
-                    "multipart/form-data"
+                    "application/json"
                 ],
                 "produces": [
                     "application/json"
@@ -494,6 +593,24 @@ const docTemplate = `{
                 "type": {
                     "type": "string"
                 }
+            },
+            "example": {
+                "type": "https://mesh-gateway.nhs.uk/problems/invalid_request",
+                "title": "Invalid Send Document request",
+                "status": 422,
+                "detail": "Fix every listed field and send again.",
+                "instance": "/v1/documents",
+                "code": "invalid_request",
+                "errors": [
+                    {
+                        "field": "author",
+                        "message": "give either a practitioner or a device, not both"
+                    },
+                    {
+                        "field": "careSetting.date",
+                        "message": "must be a FHIR dateTime (YYYY, YYYY-MM, YYYY-MM-DD or RFC 3339 with time zone)"
+                    }
+                ]
             }
         },
         "itk.Address": {
@@ -556,10 +673,12 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "code": {
-                    "type": "string"
+                    "type": "string",
+                    "example": "371531000"
                 },
                 "display": {
-                    "type": "string"
+                    "type": "string",
+                    "example": "Report of clinical encounter"
                 }
             }
         },
@@ -607,20 +726,22 @@ const docTemplate = `{
             "properties": {
                 "contentType": {
                     "description": "e.g. application/pdf",
-                    "type": "string"
+                    "type": "string",
+                    "example": "application/pdf"
                 },
                 "data": {
                     "description": "base64 in JSON",
-                    "type": "array",
-                    "items": {
-                        "type": "integer"
-                    }
+                    "type": "string",
+                    "format": "byte",
+                    "example": "JVBERi0xLjQKJeLjz9MKMSAwIG9iago8PC9UeXBlL0NhdGFsb2cvUGFnZXMgMiAwIFI+PgplbmRvYmoKMiAwIG9iago8PC9UeXBlL1BhZ2VzL0tpZHNbMyAwIFJdL0NvdW50IDE+PgplbmRvYmoKMyAwIG9iago8PC9UeXBlL1BhZ2UvUGFyZW50IDIgMCBSL01lZGlhQm94WzAgMCA1OTUgODQyXT4+CmVuZG9iagp0cmFpbGVyCjw8L1Jvb3QgMSAwIFI+PgolJUVPRgo="
                 },
                 "fileName": {
-                    "type": "string"
+                    "type": "string",
+                    "example": "summary.pdf"
                 },
                 "title": {
-                    "type": "string"
+                    "type": "string",
+                    "example": "Consultation summary"
                 },
                 "type": {
                     "description": "SNOMED, record composition type refset 1127551000000109 (first document)",
@@ -647,19 +768,26 @@ const docTemplate = `{
             "type": "object",
             "properties": {
                 "family": {
-                    "type": "string"
+                    "type": "string",
+                    "example": "Smith"
                 },
                 "given": {
                     "type": "array",
                     "items": {
                         "type": "string"
-                    }
+                    },
+                    "example": [
+                        "Jane"
+                    ]
                 },
                 "prefix": {
                     "type": "array",
                     "items": {
                         "type": "string"
-                    }
+                    },
+                    "example": [
+                        "Mrs"
+                    ]
                 }
             }
         },
@@ -725,6 +853,45 @@ const docTemplate = `{
                     "description": "always \"OperationOutcome\"",
                     "type": "string"
                 }
+            },
+            "example": {
+                "resourceType": "OperationOutcome",
+                "issue": [
+                    {
+                        "severity": "error",
+                        "code": "code-invalid",
+                        "details": {
+                            "coding": [
+                                {
+                                    "system": "https://fhir.nhs.uk/STU3/CodeSystem/ITK-ResponseCodes-1",
+                                    "code": "10004",
+                                    "display": "Message Definition Value – Processing Error"
+                                }
+                            ]
+                        },
+                        "diagnostics": "MessageHeader.event.code must be ITK007C (GP Connect Send Document); this message type is not supported",
+                        "expression": [
+                            "Bundle.entry[0].resource.event.code"
+                        ]
+                    },
+                    {
+                        "severity": "error",
+                        "code": "value",
+                        "details": {
+                            "coding": [
+                                {
+                                    "system": "https://fhir.nhs.uk/STU3/CodeSystem/ITK-ResponseCodes-1",
+                                    "code": "20009",
+                                    "display": "Payload validation failure"
+                                }
+                            ]
+                        },
+                        "diagnostics": "Composition.status must be final",
+                        "expression": [
+                            "Bundle.entry[2].resource.entry[0].resource.status"
+                        ]
+                    }
+                ]
             }
         },
         "itk.Organization": {
@@ -749,11 +916,13 @@ const docTemplate = `{
                 },
                 "birthDate": {
                     "description": "YYYY-MM-DD",
-                    "type": "string"
+                    "type": "string",
+                    "example": "1967-01-26"
                 },
                 "gender": {
                     "description": "male | female | other | unknown",
-                    "type": "string"
+                    "type": "string",
+                    "example": "female"
                 },
                 "name": {
                     "description": "official name",
@@ -764,7 +933,8 @@ const docTemplate = `{
                     ]
                 },
                 "nhsNumber": {
-                    "type": "string"
+                    "type": "string",
+                    "example": "9000000009"
                 }
             }
         },
@@ -778,7 +948,8 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "sdsUserId": {
-                    "type": "string"
+                    "type": "string",
+                    "example": "123456789012"
                 }
             }
         },
@@ -819,11 +990,16 @@ const docTemplate = `{
                 },
                 "format": {
                     "description": "Format of the MESH payload: \"xml\" (default, as every published example) or \"json\".",
+                    "enum": [
+                        "xml",
+                        "json"
+                    ],
                     "allOf": [
                         {
                             "$ref": "#/definitions/itk.Format"
                         }
-                    ]
+                    ],
+                    "example": "xml"
                 },
                 "patient": {
                     "$ref": "#/definitions/itk.Patient"
@@ -838,7 +1014,12 @@ const docTemplate = `{
                 },
                 "recipientType": {
                     "description": "RecipientType is \"FA\" (For Action) or \"FI\" (For Information); default FA.",
-                    "type": "string"
+                    "type": "string",
+                    "enum": [
+                        "FA",
+                        "FI"
+                    ],
+                    "example": "FA"
                 },
                 "replaces": {
                     "description": "Replaces an earlier document (Composition.relatesTo replaces).",
@@ -859,6 +1040,62 @@ const docTemplate = `{
                     "description": "Version of the document: 1, then +1 per replacement (subject template).",
                     "type": "integer"
                 }
+            },
+            "example": {
+                "patient": {
+                    "nhsNumber": "9000000009",
+                    "birthDate": "1967-01-26",
+                    "name": {
+                        "family": "Smith",
+                        "given": [
+                            "Jane"
+                        ],
+                        "prefix": [
+                            "Mrs"
+                        ]
+                    },
+                    "gender": "female"
+                },
+                "sender": {
+                    "odsCode": "X26",
+                    "name": "Demo Urgent Care Centre",
+                    "mailbox": "X26ABC1"
+                },
+                "author": {
+                    "practitioner": {
+                        "sdsUserId": "123456789012",
+                        "name": {
+                            "family": "Jones",
+                            "given": [
+                                "Sam"
+                            ],
+                            "prefix": [
+                                "Dr"
+                            ]
+                        }
+                    }
+                },
+                "careSetting": {
+                    "type": {
+                        "code": "789718008",
+                        "display": "Cardiology service"
+                    },
+                    "date": "2026-11-20T14:30:00+00:00"
+                },
+                "documents": [
+                    {
+                        "title": "Consultation summary",
+                        "type": {
+                            "code": "371531000",
+                            "display": "Report of clinical encounter"
+                        },
+                        "contentType": "application/pdf",
+                        "fileName": "consultation-summary.pdf",
+                        "data": "JVBERi0xLjQKJeLjz9MKMSAwIG9iago8PCAvVHlwZSAvQ2F0YWxvZyAvUGFnZXMgMiAwIFIgPj4KZW5kb2JqCjIgMCBvYmoKPDwgL1R5cGUgL1BhZ2VzIC9LaWRzIFszIDAgUl0gL0NvdW50IDEgPj4KZW5kb2JqCjMgMCBvYmoKPDwgL1R5cGUgL1BhZ2UgL1BhcmVudCAyIDAgUiAvTWVkaWFCb3ggWzAgMCA1OTUgODQyXSAvUmVzb3VyY2VzIDw8IC9Gb250IDw8IC9GMSA0IDAgUiA+PiA+PiAvQ29udGVudHMgNSAwIFIgPj4KZW5kb2JqCjQgMCBvYmoKPDwgL1R5cGUgL0ZvbnQgL1N1YnR5cGUgL1R5cGUxIC9CYXNlRm9udCAvSGVsdmV0aWNhIC9FbmNvZGluZyAvV2luQW5zaUVuY29kaW5nID4+CmVuZG9iago1IDAgb2JqCjw8IC9MZW5ndGggMTAyOCA+PgpzdHJlYW0KQlQKL0YxIDExIFRmCjE0IFRMCjcyIDc3MCBUZAooT3V0cGF0aWVudCBDbGluaWMgTGV0dGVyIC0gVEVTVCBET0NVTUVOVCkgVGogVCoKKCkgVGogVCoKKERlcGFydG1lbnQ6IENhcmRpb2xvZ3ksIEV4YW1wbGUgTkhTIFRydXN0IFwoT0RTIFJYMVwpKSBUaiBUKgooQ2xpbmljIGRhdGU6IDIwMjYtMTEtMjApIFRqIFQqCigpIFRqIFQqCihQYXRpZW50OiBUZXN0IFBhdGllbnQgXChmaWN0aXRpb3VzXCksIE5IUyBOdW1iZXIgOTQzNDc2NTkxOSkgVGogVCoKKCkgVGogVCoKKERlYXIgRHIgRXhhbXBsZSwpIFRqIFQqCigpIFRqIFQqCihUaGFuayB5b3UgZm9yIHJlZmVycmluZyB0aGlzIHBhdGllbnQsIHdobyBhdHRlbmRlZCB0aGUgY2FyZGlvbG9neSBjbGluaWMgdG9kYXkpIFRqIFQqCih3aXRoIGludGVybWl0dGVudCBwYWxwaXRhdGlvbnMgb3ZlciB0aHJlZSBtb250aHMuIEV4YW1pbmF0aW9uIHdhcyB1bnJlbWFya2FibGUuKSBUaiBUKgooQmxvb2QgcHJlc3N1cmUgMTI4Lzc4IG1tSGcsIHB1bHNlIDcyIHJlZ3VsYXIuIDEyLWxlYWQgRUNHIHNob3dlZCBzaW51cyByaHl0aG0uKSBUaiBUKgooKSBUaiBUKgooUGxhbjopIFRqIFQqCigxLiAyNC1ob3VyIEhvbHRlciBtb25pdG9yLCB0byBiZSBhcnJhbmdlZCBieSB0aGUgZGVwYXJ0bWVudC4pIFRqIFQqCigyLiBUaHlyb2lkIGZ1bmN0aW9uIHRlc3RzIGFuZCBmdWxsIGJsb29kIGNvdW50IGF0IHRoZSBwcmFjdGljZSwgcGxlYXNlLikgVGogVCoKKDMuIFJldmlldyBpbiBjbGluaWMgaW4gZWlnaHQgd2Vla3Mgd2l0aCB0aGUgcmVzdWx0cy4pIFRqIFQqCigpIFRqIFQqCihObyBtZWRpY2F0aW9uIGNoYW5nZXMgd2VyZSBtYWRlIHRvZGF5LikgVGogVCoKKCkgVGogVCoKKFlvdXJzIHNpbmNlcmVseSwpIFRqIFQqCihEciBBIEV4YW1wbGUsIENvbnN1bHRhbnQgQ2FyZGlvbG9naXN0KSBUaiBUKgooKSBUaiBUKgooVGhpcyBkb2N1bWVudCB3YXMgZ2VuZXJhdGVkIGZvciBzb2Z0d2FyZSB0ZXN0aW5nIGFuZCBjb250YWlucyBubyByZWFsIGRhdGEuKSBUaiBUKgpFVAplbmRzdHJlYW0KZW5kb2JqCnhyZWYKMCA2CjAwMDAwMDAwMDAgNjU1MzUgZiAKMDAwMDAwMDAxNSAwMDAwMCBuIAowMDAwMDAwMDY0IDAwMDAwIG4gCjAwMDAwMDAxMjEgMDAwMDAgbiAKMDAwMDAwMDI0NyAwMDAwMCBuIAowMDAwMDAwMzQ0IDAwMDAwIG4gCnRyYWlsZXIKPDwgL1NpemUgNiAvUm9vdCAxIDAgUiA+PgpzdGFydHhyZWYKMTQyMwolJUVPRgo="
+                    }
+                ],
+                "recipientType": "FA",
+                "format": "xml"
             }
         },
         "itk.Sender": {
@@ -866,13 +1103,16 @@ const docTemplate = `{
             "properties": {
                 "mailbox": {
                     "description": "MESH mailbox id (MessageHeader.source.endpoint, mex-From)",
-                    "type": "string"
+                    "type": "string",
+                    "example": "X26ABC1"
                 },
                 "name": {
-                    "type": "string"
+                    "type": "string",
+                    "example": "Demo Urgent Care Centre"
                 },
                 "odsCode": {
-                    "type": "string"
+                    "type": "string",
+                    "example": "X26"
                 },
                 "phone": {
                     "type": "string"

@@ -11,6 +11,9 @@ if [ "${1:-}" = "--check" ]; then
 fi
 $SWAG init --quiet -g cmd/gateway/main.go -d ./,./api,./itk,./tracking --parseInternal \
   --outputTypes go,json,yaml -o "$out" --packageName openapi >/dev/null
+# swag only has per-field examples; add whole-object ones (a valid Send
+# Document request, OperationOutcome, problem) to all three outputs.
+go run ./internal/tools/openapiexamples "$out"
 if [ "${1:-}" = "--check" ]; then
   for f in docs.go swagger.json swagger.yaml; do
     if ! diff -q "openapi/$f" "$out/$f" >/dev/null 2>&1; then
