@@ -20,6 +20,7 @@ import (
 
 	"github.com/meshgateway/gateway/auth"
 	"github.com/meshgateway/gateway/config"
+	"github.com/meshgateway/gateway/internal/redisconn"
 	"github.com/meshgateway/gateway/meshbridge"
 	"github.com/meshgateway/gateway/meshbridge/fakemesh"
 	"github.com/meshgateway/gateway/practice"
@@ -71,7 +72,7 @@ func startDemo(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	if err := d.redis.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("miniredis.StartAddr: %w", err)
 	}
-	d.rdb = redis.NewClient(&redis.Options{Addr: d.redis.Addr()})
+	d.rdb = redis.NewClient(&redis.Options{Addr: d.redis.Addr(), PoolSize: redisconn.DefaultPoolSize})
 	log.Warn("EMBEDDED DEMO: using an in-process Redis-compatible store that is NOT durable; set REDIS_URL and MESH_URL for real use")
 
 	meshCfg := fakemesh.DefaultConfig()

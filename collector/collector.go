@@ -70,7 +70,7 @@ func (c *Config) defaults() {
 		c.PageSize = 500
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 16
+		c.Concurrency = 64
 	}
 	if c.MaxAckBytes <= 0 {
 		c.MaxAckBytes = 4 << 20

@@ -33,7 +33,7 @@ type rig struct {
 func newRig(t testing.TB) *rig {
 	t.Helper()
 	addr := redistest.Start(t)
-	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 64})
+	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 128})
 	t.Cleanup(func() { rdb.Close() })
 	srv, err := fakemesh.New(fakemesh.DefaultConfig())
 	if err != nil {
@@ -49,7 +49,7 @@ func newRig(t testing.TB) *rig {
 		return c
 	}
 	r := &rig{store: tracking.NewStore(rdb, tracking.StoreOptions{}), rdb: rdb, mesh: srv, sender: client("X26ABC1"), practice: client("X26GP001")}
-	r.col = collector.New(rdb, r.store, []collector.Inbox{r.sender}, collector.Config{Consumer: "test", Concurrency: 32})
+	r.col = collector.New(rdb, r.store, []collector.Inbox{r.sender}, collector.Config{Consumer: "test", Concurrency: 64})
 	return r
 }
 

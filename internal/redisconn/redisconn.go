@@ -11,6 +11,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// DefaultPoolSize allows for the concurrent intake requests, outbox sends,
+// inbox collection and webhooks of one replica: transactions (WATCH/MULTI)
+// hold a connection each. A pool_size URL parameter overrides it.
+const DefaultPoolSize = 128
+
 // Open parses the URL and connects:
 //   - redis://[:pw@]host:6379/0                         single server
 //   - redis://[:pw@]sentinel1:26379/0?master_name=mymaster&addr=sentinel2:26379   Sentinel
@@ -29,6 +34,9 @@ func Open(raw string) (redis.UniversalClient, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("redis.ParseFailoverURL: %w", err)
 		}
+		if !q.Has("pool_size") {
+			opts.PoolSize = DefaultPoolSize
+		}
 		return redis.NewFailoverClient(opts), "sentinel", nil
 	case q.Has("addr") || strings.EqualFold(q.Get("cluster"), "true"):
 		q.Del("cluster")
@@ -37,11 +45,17 @@ func Open(raw string) (redis.UniversalClient, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("redis.ParseClusterURL: %w", err)
 		}
+		if !q.Has("pool_size") {
+			opts.PoolSize = DefaultPoolSize
+		}
 		return redis.NewClusterClient(opts), "cluster", nil
 	default:
 		opts, err := redis.ParseURL(raw)
 		if err != nil {
 			return nil, "", fmt.Errorf("redis.ParseURL: %w", err)
+		}
+		if !q.Has("pool_size") {
+			opts.PoolSize = DefaultPoolSize
 		}
 		return redis.NewClient(opts), "standalone", nil
 	}

@@ -341,7 +341,14 @@ func TestCrashConsistency(t *testing.T) {
 		t.Errorf("%d sent messages whose Bundle is not in the %s inbox: %v", len(notInInbox), stack.PracticeInbox, notInInbox)
 	}
 	if duplicates > len(kills) {
-		t.Errorf("%d duplicate deliveries for %d kills (at most one per kill allowed): %v", duplicates, len(kills), dupBundles)
+		var dupIDs []string
+		for bid, n := range perBundle {
+			if n > 1 {
+				dupIDs = append(dupIDs, byBundle[bid].ID)
+			}
+		}
+		t.Errorf("%d duplicate deliveries for %d kills (at most one per kill allowed); %d of the %d duplicated messages had a MESH send fail with a dropped connection (response lost) before the resend: %v",
+			duplicates, len(kills), afterTransportFailure(st.Gateway.LogPath, dupIDs), len(dupIDs), dupBundles)
 	}
 }
 

@@ -88,3 +88,24 @@ func keepLogs(dir string) (string, error) {
 	}
 	return out, nil
 }
+
+// afterTransportFailure counts the ids whose gateway log shows a MESH send
+// that failed at the transport level (GW_TRANSPORT: connection dropped, so
+// MESH may have created the message), i.e. duplicates not caused by a kill.
+func afterTransportFailure(gatewayLog string, ids []string) int {
+	b, err := os.ReadFile(gatewayLog)
+	if err != nil {
+		return -1
+	}
+	lines := strings.Split(string(b), "\n")
+	n := 0
+	for _, id := range ids {
+		for _, l := range lines {
+			if strings.Contains(l, id) && strings.Contains(l, "GW_TRANSPORT") {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"io"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		want    int // scenarios
+	}{
+		{"defaults", nil, false, 3},
+		{"one scenario", []string{"-scenarios", "intake", "-n", "10"}, false, 1},
+		{"unknown scenario", []string{"-scenarios", "intake,soak"}, true, 0},
+		{"empty scenarios", []string{"-scenarios", ","}, true, 0},
+		{"bad n", []string{"-n", "0"}, true, 0},
+		{"bad concurrency", []string{"-concurrency", "5000"}, true, 0},
+		{"stray argument", []string{"extra"}, true, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args, io.Discard)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil && len(o.scenarios) != tc.want {
+				t.Fatalf("scenarios %v, want %d", o.scenarios, tc.want)
+			}
+		})
+	}
+}
+
+func TestPercentileMs(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	for _, tc := range []struct {
+		p    float64
+		want float64
+	}{{50, 50}, {95, 95}, {99, 99}, {100, 100}} {
+		if got := percentileMs(d, tc.p); got != tc.want {
+			t.Errorf("p%v = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if got := percentileMs(nil, 99); got != 0 {
+		t.Errorf("empty p99 = %v", got)
+	}
+	if got := percentileMs([]time.Duration{7 * time.Millisecond}, 50); got != 7 {
+		t.Errorf("single p50 = %v", got)
+	}
+}
