@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -84,15 +85,19 @@ type App struct {
 	Collector *collector.Collector
 }
 
-// New wires every component. Nothing runs until Run.
-func New(ctx context.Context, o Options) (a *App, err error) {
+// New wires every component. Nothing runs until Run; on error everything
+// already opened is closed.
+func New(ctx context.Context, o Options) (*App, error) {
+	a := &App{cfg: o.Config, meshes: map[string]*meshbridge.Client{}}
+	if err := a.init(ctx, o); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) init(ctx context.Context, o Options) (err error) {
 	cfg := o.Config
-	a = &App{cfg: cfg, meshes: map[string]*meshbridge.Client{}}
-	defer func() {
-		if err != nil {
-			a.close()
-		}
-	}()
 	a.log = o.Logger
 	if a.log == nil {
 		a.log = NewLogger(cfg, o.Stdout)
@@ -100,20 +105,27 @@ func New(ctx context.Context, o Options) (a *App, err error) {
 	a.metrics = telemetry.NewMetrics()
 	a.tracing, err = telemetry.SetupTracing(ctx, cfg.OTLPEndpoint, "mesh-gateway", Version)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry.SetupTracing: %w", err)
+		return fmt.Errorf("telemetry.SetupTracing: %w", err)
 	}
 	a.closers = append(a.closers, func() { _ = a.tracing.Shutdown(context.Background()) })
 
+	// A stable consumer name lets a restarted replica resume its own pending
+	// sends at once (Kubernetes keeps the pod name across container restarts).
 	consumer := o.Tuning.Consumer
 	if consumer == "" {
-		host, _ := os.Hostname()
-		consumer = host + "-" + uuid.NewString()[:8]
+		consumer = cfg.ReplicaID
+	}
+	if consumer == "" {
+		consumer, _ = os.Hostname()
+	}
+	if consumer == "" {
+		consumer = "gateway-" + uuid.NewString()[:8]
 	}
 
 	if cfg.Embedded() {
 		a.demo, err = startDemo(ctx, cfg, a.log, o.Stdout)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a.closers = append(a.closers, a.demo.close)
 		a.reg = a.demo.registry
@@ -122,12 +134,12 @@ func New(ctx context.Context, o Options) (a *App, err error) {
 	} else {
 		a.reg, err = loadRegistry(cfg, o.Getenv)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var kind string
 		a.rdb, kind, err = redisconn.Open(cfg.RedisURL)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a.closers = append(a.closers, func() { _ = a.rdb.Close() })
 		a.log.Info("redis configured", "mode", kind)
@@ -135,7 +147,7 @@ func New(ctx context.Context, o Options) (a *App, err error) {
 
 	// Spans for every Redis command, so Redis-backed work shows in traces.
 	if err := redisotel.InstrumentTracing(a.rdb, redisotel.WithDBStatement(false)); err != nil {
-		return nil, fmt.Errorf("redisotel.InstrumentTracing: %w", err)
+		return fmt.Errorf("redisotel.InstrumentTracing: %w", err)
 	}
 	a.store = tracking.NewStore(a.rdb, tracking.StoreOptions{TTL: cfg.RetentionTTL})
 	if warning, err := a.store.CheckDurability(ctx); err != nil {
@@ -148,19 +160,20 @@ func New(ctx context.Context, o Options) (a *App, err error) {
 		mb := &a.reg.Mailboxes[i]
 		c, err := a.newMeshClient(mb, cfg)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a.meshes[strings.ToUpper(mb.ID)] = c
 	}
 
 	verifier, err := auth.NewVerifier(a.reg, a.reg.Audience, auth.NewRedisReplayStore(a.rdb, ""), auth.Options{Logger: a.log})
 	if err != nil {
-		return nil, fmt.Errorf("auth.NewVerifier: %w", err)
+		return fmt.Errorf("auth.NewVerifier: %w", err)
 	}
 
 	worker := outbox.NewWorker(a.store, a.rdb, senders(a.meshes), outbox.Config{
-		Consumer: consumer, Concurrency: o.Tuning.OutboxConcurrency, ChunkSize: cfg.MeshChunkSize,
-		Backoff: o.Tuning.SendBackoff, TrackSchedule: o.Tuning.TrackSchedule, PollInterval: o.Tuning.WorkerPoll,
+		Consumer: consumer, Concurrency: cmp.Or(o.Tuning.OutboxConcurrency, cfg.OutboxConcurrency), ChunkSize: cfg.MeshChunkSize,
+		PerMailbox: cfg.MeshSendsPerMailbox, Backoff: orDurations(o.Tuning.SendBackoff, cfg.OutboxRetryBackoff),
+		TrackSchedule: o.Tuning.TrackSchedule, PollInterval: o.Tuning.WorkerPoll,
 		ClaimIdle: o.Tuning.OutboxClaimIdle, Logger: a.log.With("component", "outbox"),
 	})
 	a.workers = append(a.workers, worker.Run)
@@ -199,16 +212,16 @@ func New(ctx context.Context, o Options) (a *App, err error) {
 	a.ln, a.adminLn = o.Listener, o.AdminListener
 	if a.ln == nil {
 		if a.ln, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))); err != nil {
-			return nil, fmt.Errorf("net.Listen api: %w", err)
+			return fmt.Errorf("net.Listen api: %w", err)
 		}
 	}
 	if a.adminLn == nil {
 		if a.adminLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.AdminPort))); err != nil {
 			_ = a.ln.Close()
-			return nil, fmt.Errorf("net.Listen admin: %w", err)
+			return fmt.Errorf("net.Listen admin: %w", err)
 		}
 	}
-	return a, nil
+	return nil
 }
 
 // Handler is the API handler (tests drive it with httptest).
@@ -257,6 +270,13 @@ func (a *App) limiter() api.Limiter {
 		return nil
 	}
 	return newClientLimiter(a.cfg.ClientRateLimit, a.cfg.ClientRateBurst)
+}
+
+func orDurations(a, b []time.Duration) []time.Duration {
+	if len(a) > 0 {
+		return a
+	}
+	return b
 }
 
 // routeName keeps ids out of span names.

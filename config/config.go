@@ -43,6 +43,11 @@ type Config struct {
 	ClientRateLimit float64 `env:"CLIENT_RATE_LIMIT" envDefault:"1000"` // requests/s per client per replica; 0 = off
 	ClientRateBurst int     `env:"CLIENT_RATE_BURST" envDefault:"2000"`
 
+	ReplicaID           string          `env:"GATEWAY_REPLICA_ID"` // stable per replica; default the host (pod) name
+	OutboxConcurrency   int             `env:"OUTBOX_CONCURRENCY" envDefault:"32"`
+	MeshSendsPerMailbox int             `env:"MESH_MAX_CONCURRENT_SENDS" envDefault:"16"`
+	OutboxRetryBackoff  []time.Duration `env:"OUTBOX_RETRY_BACKOFF" envDefault:"2s,5s,15s,30s,1m,2m,5m,10m" envSeparator:","`
+
 	InboxPollInterval time.Duration `env:"INBOX_POLL_INTERVAL" envDefault:"5m"`
 	InfAckDeadline    time.Duration `env:"INF_ACK_DEADLINE" envDefault:"4h"`
 	BusAckDeadline    time.Duration `env:"BUS_ACK_DEADLINE" envDefault:"72h"`
@@ -114,6 +119,18 @@ func (c *Config) Validate() error {
 	}
 	if c.RetentionTTL < time.Hour {
 		errs = append(errs, errors.New("RETENTION must be at least 1h"))
+	}
+	if c.OutboxConcurrency < 1 || c.MeshSendsPerMailbox < 1 {
+		errs = append(errs, errors.New("OUTBOX_CONCURRENCY and MESH_MAX_CONCURRENT_SENDS must be at least 1"))
+	}
+	if len(c.OutboxRetryBackoff) == 0 {
+		errs = append(errs, errors.New("OUTBOX_RETRY_BACKOFF needs at least one duration"))
+	}
+	for _, d := range c.OutboxRetryBackoff {
+		if d <= 0 {
+			errs = append(errs, errors.New("OUTBOX_RETRY_BACKOFF durations must be positive"))
+			break
+		}
 	}
 	if c.InboxPollInterval < time.Second {
 		errs = append(errs, errors.New("INBOX_POLL_INTERVAL must be at least 1s"))

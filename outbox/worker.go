@@ -129,6 +129,8 @@ type Worker struct {
 	leaseTrack *redis.Script // lease a due tracking poll
 	refresh    *redis.Script // extend a message lock we own
 	unlock     *redis.Script // release a message lock we own
+	takeover   *redis.Script // take a lock left by an earlier run of this consumer
+	runID      string        // this process's run of the consumer
 
 	mu        sync.Mutex
 	mailboxes map[string]chan struct{}
@@ -159,6 +161,13 @@ return 0`),
   return redis.call('DEL', KEYS[1])
 end
 return 0`),
+		takeover: redis.NewScript(`local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] and string.sub(v, 1, #ARGV[2]) ~= ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  return 1
+end
+return 0`),
+		runID:     uuid.NewString(),
 		mailboxes: make(map[string]chan struct{}),
 	}
 }
@@ -284,8 +293,21 @@ func (w *Worker) handle(ctx context.Context, entry redis.XMessage) {
 		w.ack(ctx, entry.ID)
 		return
 	}
-	token := uuid.NewString()
+	// The token names the consumer and this run of it, so a restarted
+	// replica (same consumer name) can take over the locks its killed
+	// predecessor left instead of waiting for them to expire.
+	consumerPrefix := w.cfg.Consumer + "|"
+	runPrefix := consumerPrefix + w.runID + "|"
+	token := runPrefix + uuid.NewString()
 	ok, err := w.rdb.SetNX(ctx, lockKey(id), token, w.cfg.ClaimIdle).Result()
+	if err == nil && !ok {
+		var n int
+		n, err = w.takeover.Run(ctx, w.rdb, []string{lockKey(id)}, consumerPrefix, runPrefix, token, w.cfg.ClaimIdle.Milliseconds()).Int()
+		ok = n == 1
+		if ok {
+			w.log.Info("took over a send lock left by an earlier run of this replica", slog.String("message_id", id))
+		}
+	}
 	if err != nil {
 		w.log.Warn("outbox lock failed", slog.String("message_id", id), slog.String("error", err.Error()))
 		return // stays pending; retried after ClaimIdle

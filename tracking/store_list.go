@@ -102,6 +102,8 @@ func (s *Store) List(ctx context.Context, clientID string, f ListFilter) ([]*Mes
 		if err != nil {
 			return nil, "", fmt.Errorf("tracking: list: %w", err)
 		}
+		// Whether Redis had more: judged before the cursor skip trims zs.
+		exhausted := len(zs) < listBatch
 		// Members sharing the cursor's score sort by id descending; skip
 		// those already returned.
 		if after != nil {
@@ -150,7 +152,7 @@ func (s *Store) List(ctx context.Context, clientID string, f ListFilter) ([]*Mes
 			}
 			page = append(page, m)
 			if len(page) == limit {
-				if i == len(vals)-1 && len(zs) < listBatch {
+				if i == len(vals)-1 && exhausted {
 					return page, "", nil
 				}
 				return page, pos.encode(), nil
@@ -159,7 +161,7 @@ func (s *Store) List(ctx context.Context, clientID string, f ListFilter) ([]*Mes
 				return page, pos.encode(), nil
 			}
 		}
-		if len(zs) < listBatch {
+		if exhausted {
 			return page, "", nil
 		}
 	}

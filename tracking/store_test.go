@@ -482,3 +482,36 @@ func TestCountByStateFollowsTransitions(t *testing.T) {
 		t.Fatalf("counts = %v", got)
 	}
 }
+
+// Paging through more messages than one Redis batch returns every message once.
+func TestListPagesThroughEverything(t *testing.T) {
+	s, _, _ := newTestStore(t, StoreOptions{})
+	ctx := t.Context()
+	const n = 500
+	for i := 0; i < n; i++ {
+		if _, _, err := s.Accept(ctx, &Message{ClientID: "c", Mailbox: "X26ABC1"}, strings.NewReader("p")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	cursor := ""
+	for pages := 0; pages < 20; pages++ {
+		page, next, err := s.List(ctx, "c", ListFilter{Limit: 200, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page {
+			if seen[m.ID] {
+				t.Fatalf("message %s listed twice", m.ID)
+			}
+			seen[m.ID] = true
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(seen) != n {
+		t.Fatalf("listed %d of %d messages", len(seen), n)
+	}
+}

@@ -111,7 +111,10 @@ func TestCrashConsistency(t *testing.T) {
 	dir := t.TempDir()
 	st, err := stack.Start(ctx, stack.Options{
 		GatewayBin: gatewayBin, Dir: dir, AppendFsync: "always",
-		GatewayEnv: map[string]string{"LOG_LEVEL": "info"},
+		// A stable replica id (as a Kubernetes pod keeps its name across
+		// container restarts) and short retry waits so the drain fits the test.
+		GatewayEnv: map[string]string{"LOG_LEVEL": "info", "GATEWAY_REPLICA_ID": "crash-replica",
+			"OUTBOX_RETRY_BACKOFF": "200ms,500ms,1s,2s"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -124,8 +127,13 @@ func TestCrashConsistency(t *testing.T) {
 			}
 		}
 	})
+	// 20% of MESH calls fail with 5xx/429. Connections dropped after MESH
+	// created a message (a lost 202) are left out here: the MESH API has no
+	// way to ask "did you get it?", so the gateway must re-send (same Bundle
+	// identifier → the practice answers 20007) and each such drop is a
+	// duplicate not caused by a kill; meshbridge's fault tests cover them.
 	if err := st.SetFaults(ctx, stack.Faults{ErrorRate: 0.2, Statuses: []int{500, 502, 503, 429},
-		DropRate: 0.05, Seed: int64(seed)}); err != nil {
+		Seed: int64(seed)}); err != nil {
 		t.Fatal(err)
 	}
 
