@@ -43,7 +43,7 @@ func NewMetrics() *Metrics {
 	m.meshDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "meshgw", Name: "mesh_call_duration_seconds",
 		Help: "MESH API call latency by operation.", Buckets: prometheus.DefBuckets}, []string{"operation"})
 	m.ackLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "meshgw", Name: "ack_latency_seconds",
-		Help: "Time from MESH send to the ITK3 acknowledgement, by kind (infrastructure, business).",
+		Help:    "Time from MESH send to the ITK3 acknowledgement, by kind (infrastructure, business).",
 		Buckets: []float64{1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 72 * 3600}}, []string{"kind"})
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "meshgw", Name: "webhook_deliveries_total",
 		Help: "Webhook delivery attempts by outcome (delivered, retry, failed, disabled, refused)."}, []string{"outcome"})

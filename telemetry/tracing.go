@@ -74,4 +74,6 @@ func (h TraceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 // WithGroup implements slog.Handler.
-func (h TraceHandler) WithGroup(name string) slog.Handler { return TraceHandler{h.Handler.WithGroup(name)} }
+func (h TraceHandler) WithGroup(name string) slog.Handler {
+	return TraceHandler{h.Handler.WithGroup(name)}
+}
