@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bytedance/sonic"
 	"github.com/gin-gonic/gin"
 
 	"github.com/meshgateway/gateway/itk"
@@ -75,7 +75,7 @@ func (s *server) postDocument(c *gin.Context) {
 	)
 	switch mediaType {
 	case "application/json":
-		body, err := io.ReadAll(c.Request.Body)
+		body, err := readBody(c.Request.Body, c.Request.ContentLength, s.MaxBodyBytes)
 		if err != nil {
 			_ = c.Error(bodyReadError(err, s.MaxBodyBytes))
 			return
@@ -354,9 +354,24 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
+// strictJSON decodes request bodies: unknown fields are errors. sonic (a
+// well-kept, encoding/json-compatible decoder already used by gin) decodes a
+// 100 KB base64 document several times faster than encoding/json.
+var strictJSON = sonic.Config{DisallowUnknownFields: true, ValidateString: true}.Froze()
+
+// readBody reads a whole request body into a buffer sized from
+// Content-Length (io.ReadAll would copy a 130 KB body about ten times).
+func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if contentLength > 0 && contentLength <= limit {
+		buf.Grow(int(contentLength) + 1)
+	}
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
+}
+
 func decodeStrictJSON(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	dec := strictJSON.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func (s *server) processMessage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.MaxBodyBytes))
+	body, err := readBody(http.MaxBytesReader(c.Writer, c.Request.Body, s.MaxBodyBytes), c.Request.ContentLength, s.MaxBodyBytes)
 	if err != nil {
 		_ = c.Error(bodyReadError(err, s.MaxBodyBytes))
 		return

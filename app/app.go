@@ -145,9 +145,13 @@ func (a *App) init(ctx context.Context, o Options) (err error) {
 		a.log.Info("redis configured", "mode", kind)
 	}
 
-	// Spans for every Redis command, so Redis-backed work shows in traces.
-	if err := redisotel.InstrumentTracing(a.rdb, redisotel.WithDBStatement(false)); err != nil {
-		return fmt.Errorf("redisotel.InstrumentTracing: %w", err)
+	// Spans for every Redis command when traces are exported (a span per
+	// command is too dear to make only to drop it). Statements are left
+	// out: they would carry payloads.
+	if cfg.OTLPEndpoint != "" {
+		if err := redisotel.InstrumentTracing(a.rdb, redisotel.WithDBStatement(false)); err != nil {
+			return fmt.Errorf("redisotel.InstrumentTracing: %w", err)
+		}
 	}
 	a.store = tracking.NewStore(a.rdb, tracking.StoreOptions{TTL: cfg.RetentionTTL})
 	if warning, err := a.store.CheckDurability(ctx); err != nil {

@@ -69,7 +69,7 @@ type envOptions struct {
 }
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	redis   string
 	mesh    *fakemesh.Server
 	meshURL string
@@ -99,7 +99,7 @@ func (e *env) meshMessage(id string) (fakemesh.MessageInfo, []byte, bool) {
 	return c.info, c.body, true
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, logs: &syncBuffer{}}
 	e.redis = redistest.Start(t)
@@ -204,7 +204,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func listen(t *testing.T) net.Listener {
 	return ln
 }
 
-func waitReady(t *testing.T, url string) {
+func waitReady(t testing.TB, url string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(url + "/readyz")
@@ -227,7 +227,7 @@ func waitReady(t *testing.T, url string) {
 	t.Fatal("gateway not ready")
 }
 
-func demoKey(t *testing.T, kid string) (*rsa.PrivateKey, json.RawMessage) {
+func demoKey(t testing.TB, kid string) (*rsa.PrivateKey, json.RawMessage) {
 	key, jwks, err := auth.GenerateDemoKey()
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +275,7 @@ type response struct {
 	Body   []byte
 }
 
-func (r response) json(t *testing.T, v any) {
+func (r response) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.Body, err)
@@ -312,7 +312,7 @@ func (e *env) postJSON(client string, body any, hdr map[string]string) response 
 }
 
 // multipartBody builds metadata + file parts.
-func multipartBody(t *testing.T, metadata any, file []byte) ([]byte, string) {
+func multipartBody(t testing.TB, metadata any, file []byte) ([]byte, string) {
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
 	meta, _ := json.Marshal(metadata)
@@ -373,7 +373,7 @@ func (e *env) accepted(client string, body any) string {
 
 // assertNoPatientData fails when any patient identifier, name, birth date or
 // document byte appears in the captured logs.
-func assertNoPatientData(t *testing.T, logs string) {
+func assertNoPatientData(t testing.TB, logs string) {
 	t.Helper()
 	var needles []string
 	for _, p := range []patient{smith, jones, mowers, taylor} {
