@@ -36,6 +36,7 @@ type Store interface {
 	FindByMeshMessageID(ctx context.Context, meshID string) (*tracking.Message, error)
 	FindByITK(ctx context.Context, ref string) (*tracking.Message, error)
 	Transition(ctx context.Context, id string, from []tracking.State, to tracking.State, ev tracking.Event, mutate func(*tracking.Message)) (*tracking.Message, error)
+	TransitionVia(ctx context.Context, id string, from []tracking.State, via []tracking.Event, to tracking.State, ev tracking.Event, mutate func(*tracking.Message)) (*tracking.Message, error)
 	AddEvent(ctx context.Context, id string, ev tracking.Event) error
 	Update(ctx context.Context, id string, mutate func(*tracking.Message) error) (*tracking.Message, error)
 	Get(ctx context.Context, id string) (*tracking.Message, error)
@@ -73,7 +74,7 @@ func (c *Config) defaults() {
 		c.Concurrency = 64
 	}
 	if c.MaxAckBytes <= 0 {
-		c.MaxAckBytes = 4 << 20
+		c.MaxAckBytes = 1 << 20 // ITK3 responses are a few KB
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 2*c.Interval + time.Minute
@@ -202,33 +203,50 @@ func (c *Collector) observe(mailbox, outcome string, n int) {
 // inf_acked and message.infack was sent after message.busack. MESH
 // acknowledgements (each after its message is recorded) run in parallel.
 func (c *Collector) processAll(ctx context.Context, in Inbox, ids []string) error {
-	type fetched struct {
-		item *inboxItem
-		err  error
-	}
-	results := make([]chan fetched, len(ids))
-	for i := range results {
-		results[i] = make(chan fetched, 1) // buffered: a download never waits for the recorder
-	}
-	fetchCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	window := make(chan struct{}, c.cfg.Concurrency) // downloads in flight or waiting to be recorded
-	var fetches, acks sync.WaitGroup
-	launched := make(chan struct{})
-	go func() {
-		defer close(launched)
-		for i, id := range ids {
-			select {
-			case window <- struct{}{}:
-			case <-fetchCtx.Done():
-				return
-			}
-			fetches.Go(func() {
-				item, err := c.fetch(fetchCtx, in, id)
-				results[i] <- fetched{item, err}
-			})
+	// Windows bound memory: at most window downloaded bodies are held.
+	window := 2 * c.cfg.Concurrency
+	var first error
+	for start := 0; start < len(ids) && ctx.Err() == nil; start += window {
+		if err := c.processWindow(ctx, in, ids[start:min(len(ids), start+window)]); err != nil && first == nil {
+			first = err
 		}
-	}()
+	}
+	return first
+}
+
+// processWindow downloads a run of inbox messages in parallel, then records
+// them: messages answering the same sent message are recorded in inbox order
+// (an infrastructure ack before the business ack that follows it), different
+// sent messages in parallel. Each is acknowledged in MESH once recorded.
+func (c *Collector) processWindow(ctx context.Context, in Inbox, ids []string) error {
+	items := make([]*inboxItem, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, c.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			items[i], errs[i] = c.fetch(ctx, in, id)
+		})
+	}
+	wg.Wait()
+
+	// Group by what the message answers; order within a group is inbox order.
+	groups := map[string][]int{}
+	var order []string
+	for i, it := range items {
+		key := "#" + ids[i] // unparseable or unrelated: a group of its own
+		if it != nil {
+			if k := orderKey(it); k != "" {
+				key = k
+			}
+		}
+		if _, ok := groups[key]; !ok {
+			order = append(order, key)
+		}
+		groups[key] = append(groups[key], i)
+	}
 
 	var (
 		mu    sync.Mutex
@@ -243,36 +261,51 @@ func (c *Collector) processAll(ctx context.Context, in Inbox, ids []string) erro
 		}
 		mu.Unlock()
 	}
-	ackSlots := make(chan struct{}, c.cfg.Concurrency)
-record:
-	for i, id := range ids {
-		var f fetched
-		select {
-		case f = <-results[i]:
-		case <-ctx.Done():
-			break record
-		}
-		<-window
-		if f.err == nil {
-			f.err = c.file(ctx, in, id, f.item)
-		}
-		if f.err != nil {
-			fail(id, f.err)
-			continue
-		}
-		ackSlots <- struct{}{}
-		acks.Go(func() {
-			defer func() { <-ackSlots }()
-			if err := in.Acknowledge(ctx, id); err != nil {
-				fail(id, fmt.Errorf("meshbridge.Acknowledge: %w", err))
+	for _, key := range order {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			for _, i := range groups[key] {
+				if errs[i] != nil {
+					fail(ids[i], errs[i])
+					return // later messages of this group wait for the next poll, keeping order
+				}
+				if err := c.file(ctx, in, ids[i], items[i]); err != nil {
+					fail(ids[i], err)
+					return
+				}
+				if err := in.Acknowledge(ctx, ids[i]); err != nil {
+					fail(ids[i], fmt.Errorf("meshbridge.Acknowledge: %w", err))
+				}
 			}
 		})
 	}
-	stop()
-	<-launched
-	fetches.Wait()
-	acks.Wait()
+	wg.Wait()
 	return first
+}
+
+// orderKey names the sent message an inbox message answers, without Redis:
+// the original MessageHeader id of an ITK3 response, or the linked MESH id
+// of a REPORT. The parsed acknowledgement is kept for recording.
+func orderKey(it *inboxItem) string {
+	if r, ok := itk.ParseMeshReport(it.meta.Raw); ok {
+		return "mesh:" + r.LinkedMessageID
+	}
+	if it.overflow || !isAckWorkflow(it.meta.WorkflowID) {
+		return ""
+	}
+	ack, err := itk.ParseAck(it.body)
+	if err != nil {
+		return ""
+	}
+	it.ack = ack
+	if ack.RespondsTo != "" && ack.RespondsTo != itk.UnreadableInOriginal {
+		return "itk:" + ack.RespondsTo
+	}
+	if ack.SenderReference != "" && ack.SenderReference != itk.UnreadableInOriginal {
+		return "ref:" + ack.SenderReference
+	}
+	return ""
 }
 
 // Process downloads one inbox message, records what it means, and then
@@ -297,6 +330,7 @@ type inboxItem struct {
 	meta     *meshbridge.MessageMetadata
 	body     []byte
 	overflow bool
+	ack      *itk.Acknowledgement // parsed while grouping; nil if not (yet) parsed
 }
 
 // fetch downloads an inbox message, or only its headers when it is larger
@@ -322,7 +356,7 @@ func (c *Collector) fetch(ctx context.Context, in Inbox, meshID string) (*inboxI
 // file records what an inbox message means (or dead-letters it); after a nil
 // error the message may be acknowledged in MESH.
 func (c *Collector) file(ctx context.Context, in Inbox, meshID string, it *inboxItem) error {
-	outcome, reason := c.record(ctx, it.meta, it.body, it.overflow)
+	outcome, reason := c.record(ctx, it)
 	if outcome == outcomeRetry {
 		return fmt.Errorf("record %s: %s", meshID, reason)
 	}
@@ -345,19 +379,23 @@ const (
 )
 
 // record turns one inbox message into an event on the message it answers.
-func (c *Collector) record(ctx context.Context, meta *meshbridge.MessageMetadata, body []byte, overflow bool) (outcome, string) {
+func (c *Collector) record(ctx context.Context, it *inboxItem) (outcome, string) {
+	meta := it.meta
 	if report, ok := itk.ParseMeshReport(meta.Raw); ok {
 		return c.recordReport(ctx, report)
 	}
-	if overflow {
+	if it.overflow {
 		return outcomeDeadLetter, "inbox message larger than the acknowledgement limit"
 	}
 	if !isAckWorkflow(meta.WorkflowID) {
 		return outcomeDeadLetter, "unexpected workflow " + meta.WorkflowID
 	}
-	ack, err := itk.ParseAck(body)
-	if err != nil {
-		return outcomeDeadLetter, "unparseable ITK3 response: " + err.Error()
+	ack := it.ack
+	if ack == nil {
+		var err error
+		if ack, err = itk.ParseAck(it.body); err != nil {
+			return outcomeDeadLetter, "unparseable ITK3 response: " + err.Error()
+		}
 	}
 	ack.Timestamp = nonZero(ack.Timestamp, c.cfg.Now())
 	return c.recordAck(ctx, ack, meta.MessageID)
@@ -408,22 +446,6 @@ func (c *Collector) recordAck(ctx context.Context, ack *itk.Acknowledgement, ack
 		return outcomeRecorded, ""
 	}
 	now := c.cfg.Now().UTC()
-	// An acknowledgement proves the practice collected the message, even if
-	// MESH tracking has not been polled since.
-	if msg.State == tracking.StateSent || msg.State == tracking.StateSending {
-		ev := tracking.Event{Type: tracking.EventDelivered, State: tracking.StateDelivered, At: now,
-			MeshMessageID: msg.MeshMessageID, Display: "Collected by the recipient (its acknowledgement arrived)"}
-		_, err := c.store.Transition(ctx, msg.ID, []tracking.State{tracking.StateSent, tracking.StateSending}, tracking.StateDelivered, ev,
-			func(m *tracking.Message) {
-				if m.DeliveredAt == nil {
-					m.DeliveredAt = &now
-				}
-			})
-		if err != nil && !errors.Is(err, tracking.ErrStateConflict) {
-			return outcomeRetry, err.Error()
-		}
-	}
-
 	recorded := &tracking.Ack{Code: ack.Code, Display: ack.Display, Positive: ack.Positive,
 		Diagnostics: strings.Join(ack.Diagnostics, "; "), ReceivedAt: ack.Timestamp.UTC(), MeshMessageID: ackMeshID}
 	ev := tracking.Event{At: now, Code: ack.Code, Display: ack.Display, Diagnostics: recorded.Diagnostics, MeshMessageID: ackMeshID}
@@ -448,6 +470,27 @@ func (c *Collector) recordAck(ctx context.Context, ack *itk.Acknowledgement, ack
 	ev.State = to
 	if c.cfg.Observer != nil && msg.SentAt != nil {
 		c.cfg.Observer.AckLatency(string(ack.Kind), now.Sub(*msg.SentAt))
+	}
+	// An acknowledgement proves the practice collected the message, even if
+	// MESH tracking has not been polled since: record "delivered" on the way,
+	// in the same compare-and-set.
+	if msg.State == tracking.StateSent || msg.State == tracking.StateSending {
+		delivered := tracking.Event{Type: tracking.EventDelivered, State: tracking.StateDelivered, At: now,
+			MeshMessageID: msg.MeshMessageID, Display: "Collected by the recipient (its acknowledgement arrived)"}
+		_, err = c.store.TransitionVia(ctx, msg.ID, []tracking.State{tracking.StateSent, tracking.StateSending},
+			[]tracking.Event{delivered}, to, ev, func(m *tracking.Message) {
+				if m.DeliveredAt == nil {
+					m.DeliveredAt = &now
+				}
+				set(m)
+			})
+		if !errors.Is(err, tracking.ErrStateConflict) {
+			if err != nil {
+				return outcomeRetry, err.Error()
+			}
+			return outcomeRecorded, ""
+		}
+		// The state moved meanwhile (e.g. MESH tracking said delivered): go on from it.
 	}
 	_, err = c.store.Transition(ctx, msg.ID, from, to, ev, set)
 	if errors.Is(err, tracking.ErrStateConflict) {

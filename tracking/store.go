@@ -322,7 +322,14 @@ func getWith(ctx context.Context, c redis.Cmdable, id string) (*Message, error) 
 // history. It is a compare-and-set: ErrStateConflict when the current state
 // is not in from. The event is published in the same transaction.
 func (s *Store) Transition(ctx context.Context, id string, from []State, to State, ev Event, mutate func(*Message)) (*Message, error) {
-	return s.modify(ctx, id, func(m *Message) (*Event, error) {
+	return s.TransitionVia(ctx, id, from, nil, to, ev, mutate)
+}
+
+// TransitionVia is Transition with intermediate states recorded on the way
+// in the same compare-and-set: each of via is appended (and published)
+// before ev, e.g. "delivered" when an acknowledgement proves delivery.
+func (s *Store) TransitionVia(ctx context.Context, id string, from []State, via []Event, to State, ev Event, mutate func(*Message)) (*Message, error) {
+	return s.modify(ctx, id, func(m *Message) ([]Event, error) {
 		if len(from) > 0 && !slices.Contains(from, m.State) {
 			return nil, fmt.Errorf("%w: %s is %s, want one of %v", ErrStateConflict, id, m.State, from)
 		}
@@ -331,7 +338,7 @@ func (s *Store) Transition(ctx context.Context, id string, from []State, to Stat
 		}
 		m.State = to
 		ev.State = to
-		return &ev, nil
+		return append(append([]Event(nil), via...), ev), nil
 	})
 }
 
@@ -339,7 +346,7 @@ func (s *Store) Transition(ctx context.Context, id string, from []State, to Stat
 // (recording the MESH id, attempt counters). mutate may run more than once
 // when another writer races; an error from it aborts the update.
 func (s *Store) Update(ctx context.Context, id string, mutate func(*Message) error) (*Message, error) {
-	return s.modify(ctx, id, func(m *Message) (*Event, error) {
+	return s.modify(ctx, id, func(m *Message) ([]Event, error) {
 		state := m.State
 		if err := mutate(m); err != nil {
 			return nil, err
@@ -354,16 +361,16 @@ func (s *Store) Update(ctx context.Context, id string, mutate func(*Message) err
 // AddEvent appends ev to the history of message id without a state change
 // and publishes it.
 func (s *Store) AddEvent(ctx context.Context, id string, ev Event) error {
-	_, err := s.modify(ctx, id, func(m *Message) (*Event, error) {
+	_, err := s.modify(ctx, id, func(m *Message) ([]Event, error) {
 		ev.State = m.State
-		return &ev, nil
+		return []Event{ev}, nil
 	})
 	return err
 }
 
 // modify is the compare-and-set loop behind Transition, Update and AddEvent.
 // change works on a fresh copy of the record each attempt.
-func (s *Store) modify(ctx context.Context, id string, change func(*Message) (*Event, error)) (*Message, error) {
+func (s *Store) modify(ctx context.Context, id string, change func(*Message) ([]Event, error)) (*Message, error) {
 	var out *Message
 	key := msgKey(id)
 	txf := func(tx *redis.Tx) error {
@@ -372,22 +379,21 @@ func (s *Store) modify(ctx context.Context, id string, change func(*Message) (*E
 			return err
 		}
 		prevState := m.State
-		ev, err := change(m)
+		evs, err := change(m)
 		if err != nil {
 			return err
 		}
 		now := s.now().UTC()
 		m.UpdatedAt = now
-		seq := -1
-		if ev != nil {
+		firstSeq := len(m.Events)
+		for _, ev := range evs {
 			if ev.At.IsZero() {
 				ev.At = now
 			}
 			if ev.MeshMessageID == "" {
 				ev.MeshMessageID = m.MeshMessageID
 			}
-			seq = len(m.Events)
-			m.Events = append(m.Events, *ev)
+			m.Events = append(m.Events, ev)
 		}
 		data, err := encodeMessage(m)
 		if err != nil {
@@ -407,7 +413,7 @@ func (s *Store) modify(ctx context.Context, id string, change func(*Message) (*E
 			} else {
 				p.Expire(ctx, payloadKey(id), s.ttl)
 			}
-			if seq >= 0 {
+			for seq := firstSeq; seq < len(m.Events); seq++ {
 				s.queueEvent(ctx, p, m, seq)
 			}
 			return nil
