@@ -27,7 +27,7 @@ type Config struct {
 	MeshClientCert      string `env:"MESH_CLIENT_CERT"`
 	MeshClientKey       string `env:"MESH_CLIENT_KEY"`
 	MeshCACert          string `env:"MESH_CA_CERT"`
-	MeshChunkSize       int64  `env:"MESH_CHUNK_SIZE" envDefault:"20971520"` // 20 MiB uncompressed, the NHS serverless default
+	MeshChunkSize       int64  `env:"MESH_CHUNK_SIZE" envDefault:"10485760"` // 10 MiB uncompressed: above MESH's 5 MB minimum for non-final chunks, half the memory per send of the NHS serverless client's 20 MiB
 
 	RedisURL string `env:"REDIS_URL"`
 

@@ -49,6 +49,7 @@ type options struct {
 	jsonOut     bool
 	keep        bool
 	timeout     time.Duration
+	gatewayEnv  map[string]string
 }
 
 var allScenarios = []string{"intake", "e2e", "upload100mb"}
@@ -78,6 +79,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.jsonOut, "json", false, "print the results as JSON instead of a table")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (process logs, registry) and print its path")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "upper bound for the whole run")
+	o.gatewayEnv = map[string]string{}
+	fs.Func("gateway-env", "extra gateway environment variable NAME=VALUE (repeatable), e.g. MESH_CHUNK_SIZE=10485760", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return errors.New("want NAME=VALUE")
+		}
+		o.gatewayEnv[k] = val
+		return nil
+	})
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: go run ./cmd/meshgw-bench [flags]
 
@@ -155,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintln(stderr, "starting redis-server, fakemesh and the gateway ...")
-	st, err := stack.Start(ctx, stack.Options{GatewayBin: bin, Dir: dir, AppendFsync: "everysec"})
+	st, err := stack.Start(ctx, stack.Options{GatewayBin: bin, Dir: dir, AppendFsync: "everysec", GatewayEnv: o.gatewayEnv})
 	if err != nil {
 		return err
 	}
