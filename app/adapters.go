@@ -2,10 +2,13 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -181,4 +184,23 @@ func streamIDTime(id string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.UnixMilli(v), true
+}
+
+// deadLetters serves the inbox messages the collector could not correlate,
+// newest first, on the admin port (operators only: they may hold patient data).
+func (a *App) deadLetters(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			limit = n
+		}
+	}
+	list, err := a.Collector.DeadLetters().List(r.Context(), limit)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "dead letters unavailable", "error", err)
+		http.Error(w, "dead letters unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"deadLetters": list})
 }

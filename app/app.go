@@ -301,6 +301,7 @@ func (a *App) Run(ctx context.Context) error {
 	adminMux := http.NewServeMux()
 	adminMux.Handle("/metrics", a.metrics.Handler())
 	adminMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	adminMux.HandleFunc("GET /deadletters", a.deadLetters)
 	admin := &http.Server{Handler: adminMux, ReadHeaderTimeout: 10 * time.Second}
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))

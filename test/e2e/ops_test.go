@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgateway/gateway/meshbridge/fakemesh"
 	"github.com/meshgateway/gateway/tracking"
 )
 
@@ -71,4 +72,40 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("access log line without trace_id: %s", line)
 		}
 	}
+}
+
+// Inbox messages nobody can correlate are kept and shown to operators.
+func TestDeadLettersVisibleToOperators(t *testing.T) {
+	e := newEnv(t, envOptions{noPractice: true})
+	// A stray message on the ack workflow that is not an ITK3 response.
+	if _, err := e.mesh.InjectReport(fakemesh.Report{Mailbox: "X26ABC1", Code: "14", Description: "Message not collected by recipient after 5 days",
+		Event: "TRANSFER", WorkflowID: "GPCONNECT_SEND_DOCUMENT", LinkedMessageID: "UNKNOWN-MESSAGE", Status: "error"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(e.apps[0].AdminURL() + "/deadletters")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			DeadLetters []struct{ MeshMessageID, Reason, MessageType string }
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.DeadLetters) == 1 {
+			if !strings.Contains(out.DeadLetters[0].Reason, "did not send") || out.DeadLetters[0].MessageType != "REPORT" {
+				t.Fatalf("dead letter %+v", out.DeadLetters[0])
+			}
+			if left := e.mesh.Inbox("X26ABC1"); len(left) != 0 {
+				t.Fatalf("dead-lettered message not acknowledged in MESH: %d left", len(left))
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("no dead letter shown on the admin port")
 }
