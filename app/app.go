@@ -392,7 +392,7 @@ func (a *App) newMeshClient(mb *registry.Mailbox, cfg *config.Config) (*meshbrid
 	}
 	c, err := meshbridge.New(meshbridge.Config{
 		BaseURL: mb.URL, MailboxID: mb.ID, Password: mb.Password, SharedKey: mb.SharedKey, TLS: tlsCfg,
-		ChunkSize: chunk, Compress: true, ClientName: "mesh-gateway", ClientVersion: Version,
+		ChunkSize: chunk, Compress: true, CompressThreshold: cfg.MeshCompressThreshold, ClientName: "mesh-gateway", ClientVersion: Version,
 		Logger: a.log.With("component", "meshbridge"), WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
 			return otelhttp.NewTransport(a.metrics.MeshTransport(rt),
 				otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {

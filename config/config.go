@@ -29,6 +29,8 @@ type Config struct {
 	MeshCACert          string `env:"MESH_CA_CERT"`
 	MeshChunkSize       int64  `env:"MESH_CHUNK_SIZE" envDefault:"10485760"` // 10 MiB uncompressed: above MESH's 5 MB minimum for non-final chunks, half the memory per send of the NHS serverless client's 20 MiB
 
+	MeshCompressThreshold int64 `env:"MESH_COMPRESS_THRESHOLD" envDefault:"20971520"` // gzip messages at least this large (the NHS serverless client's default)
+
 	RedisURL string `env:"REDIS_URL"`
 
 	GatewayConfig string `env:"GATEWAY_CONFIG"`   // path to the client/mailbox registry YAML

@@ -49,6 +49,9 @@ type Config struct {
 	ChunkSize int64
 	// Compress gzips each chunk independently (Content-Encoding: gzip on every chunk).
 	Compress bool
+	// CompressThreshold: messages smaller than this are sent uncompressed
+	// even when Compress is set (the NHS serverless client's compress_threshold).
+	CompressThreshold int64
 	// CompressionLevel is the gzip level when compressing; 0 = 1 (fastest).
 	CompressionLevel int
 	// Timeout bounds one HTTP request including its body; 0 = DefaultTimeout.
@@ -68,23 +71,24 @@ type Config struct {
 
 // Client talks to one MESH mailbox. It is safe for concurrent use.
 type Client struct {
-	base       string // BaseURL without trailing slash
-	baseURL    *url.URL
-	mailbox    string // upper case
-	mbxPath    string // base + "/messageexchange/" + mailbox
-	password   string
-	sharedKey  string
-	nonce      string
-	nonceCount atomic.Int64
-	chunkSize  int64
-	compress   bool
-	level      int
-	timeout    time.Duration
-	retry      RetryPolicy
-	http       *http.Client
-	static     http.Header
-	log        *slog.Logger
-	now        func() time.Time
+	base              string // BaseURL without trailing slash
+	baseURL           *url.URL
+	mailbox           string // upper case
+	mbxPath           string // base + "/messageexchange/" + mailbox
+	password          string
+	sharedKey         string
+	nonce             string
+	nonceCount        atomic.Int64
+	chunkSize         int64
+	compress          bool
+	compressThreshold int64
+	level             int
+	timeout           time.Duration
+	retry             RetryPolicy
+	http              *http.Client
+	static            http.Header
+	log               *slog.Logger
+	now               func() time.Time
 	// sendBufs and downloaders recycle per-message buffers (one chunk each)
 	// so back-to-back transfers do not re-allocate and re-zero them.
 	sendBufs    sync.Pool // *chunkBuffers
@@ -116,22 +120,23 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		base:      base,
-		baseURL:   u,
-		mailbox:   mailbox,
-		mbxPath:   base + "/messageexchange/" + url.PathEscape(mailbox),
-		password:  cfg.Password,
-		sharedKey: cfg.SharedKey,
-		nonce:     uuid.NewString(),
-		chunkSize: cfg.ChunkSize,
-		compress:  cfg.Compress,
-		level:     cfg.CompressionLevel,
-		timeout:   cfg.Timeout,
-		retry:     cfg.Retry.withDefaults(),
-		http:      cfg.HTTPClient,
-		static:    static,
-		log:       cfg.Logger,
-		now:       cfg.Now,
+		base:              base,
+		baseURL:           u,
+		mailbox:           mailbox,
+		mbxPath:           base + "/messageexchange/" + url.PathEscape(mailbox),
+		password:          cfg.Password,
+		sharedKey:         cfg.SharedKey,
+		nonce:             uuid.NewString(),
+		chunkSize:         cfg.ChunkSize,
+		compress:          cfg.Compress,
+		compressThreshold: cfg.CompressThreshold,
+		level:             cfg.CompressionLevel,
+		timeout:           cfg.Timeout,
+		retry:             cfg.Retry.withDefaults(),
+		http:              cfg.HTTPClient,
+		static:            static,
+		log:               cfg.Logger,
+		now:               cfg.Now,
 	}
 	if c.chunkSize == 0 {
 		c.chunkSize = DefaultChunkSize

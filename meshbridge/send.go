@@ -249,7 +249,7 @@ func (c *Client) Send(ctx context.Context, opts SendOptions, body io.Reader, siz
 
 	var id string
 	var pipe *gzipPipeline
-	if c.compress {
+	if c.compressFor(size) {
 		hdr[hdrContentEncoding] = []string{encodingGzip}
 		pipe = bufs.startGzipPipeline(ctx, body, 1, n, cs, size)
 		defer pipe.stop()
@@ -305,7 +305,7 @@ func (c *Client) ContinueSend(ctx context.Context, messageID string, fromChunk i
 	bufs := c.getBuffers()
 	defer c.putBuffers(bufs)
 	var pipe *gzipPipeline
-	if c.compress {
+	if c.compressFor(size) {
 		pipe = bufs.startGzipPipeline(ctx, body, fromChunk, n, cs, size)
 		defer pipe.stop()
 	}
@@ -461,4 +461,12 @@ func (c *Client) newOwnedRequest(ctx context.Context, method, target string, h h
 	h[hdrAuthorization] = []string{c.authorization()}
 	req.Header = h
 	return req, nil
+}
+
+// compressFor says whether a message of size bytes is sent gzipped: only
+// when compression is on and the message reaches CompressThreshold (small
+// messages cost more CPU to compress than they save on the wire). The same
+// size always gives the same answer, so ContinueSend matches the first chunk.
+func (c *Client) compressFor(size int64) bool {
+	return c.compress && size >= c.compressThreshold
 }
