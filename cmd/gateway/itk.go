@@ -82,17 +82,9 @@ type itkCLI struct {
 
 // parseITKArgs parses flags placed before or after the positional arguments.
 func parseITKArgs(fs *flag.FlagSet, args []string, want int) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, itkUsageError{fs.Name() + ": " + err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := interleavedArgs(fs, args)
+	if err != nil {
+		return nil, itkUsageError{fs.Name() + ": " + err.Error()}
 	}
 	if len(pos) != want {
 		return nil, itkUsageError{fmt.Sprintf("%s takes %d argument(s)", fs.Name(), want)}

@@ -131,17 +131,9 @@ func (m *meshCLI) client(tweaks ...func(*meshbridge.Config)) (*meshbridge.Client
 // parseArgs parses flags that may come before or after positional arguments
 // and checks the positional count.
 func parseArgs(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usageError{fs.Name() + ": " + err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := interleavedArgs(fs, args)
+	if err != nil {
+		return nil, usageError{fs.Name() + ": " + err.Error()}
 	}
 	if len(pos) != len(names) {
 		want := "no arguments"
