@@ -93,7 +93,10 @@ func (b *chunkBuffers) rawBuf(n int64) []byte {
 // gzipInto compresses data as one independent gzip member into zb.
 func (b *chunkBuffers) gzipInto(zb *bytes.Buffer, data []byte) ([]byte, error) {
 	zb.Reset()
-	zb.Grow(len(data)/2 + 4096) // documents compress well; a larger output grows once, then stays pooled
+	// Room for the worst case (incompressible data: deflate adds a few bytes
+	// per block) up front: growing a bytes.Buffer past a guess doubles it and
+	// the pooled buffer keeps that size, so memory is at most three chunks.
+	zb.Grow(len(data) + len(data)/1000 + 1024)
 	if b.gz == nil {
 		gz, err := gzip.NewWriterLevel(zb, b.level)
 		if err != nil {
