@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meshgateway/gateway/itk"
 	"github.com/meshgateway/gateway/meshbridge"
@@ -169,6 +172,9 @@ func (c *Collector) handshakeDaily(ctx context.Context, in Inbox, log *slog.Logg
 // PollOnce lists the inbox once (one page per workflow filter) and processes
 // every message. It reports whether a page came back full.
 func (c *Collector) PollOnce(ctx context.Context, in Inbox) (full bool, err error) {
+	ctx, span := otel.Tracer("github.com/meshgateway/gateway/collector").Start(ctx, "collector.poll",
+		trace.WithAttributes(attribute.String("meshgw.mailbox", in.MailboxID())))
+	defer span.End()
 	filters := c.cfg.Workflows
 	if len(filters) == 0 {
 		filters = []string{""} // reports carry the original workflow: list everything
@@ -266,22 +272,34 @@ func (c *Collector) processWindow(ctx context.Context, in Inbox, ids []string) e
 		wg.Go(func() {
 			defer func() { <-sem }()
 			for _, i := range groups[key] {
-				if errs[i] != nil {
-					fail(ids[i], errs[i])
+				if !c.recordOne(ctx, in, ids[i], items[i], errs[i], fail) {
 					return // later messages of this group wait for the next poll, keeping order
-				}
-				if err := c.file(ctx, in, ids[i], items[i]); err != nil {
-					fail(ids[i], err)
-					return
-				}
-				if err := in.Acknowledge(ctx, ids[i]); err != nil {
-					fail(ids[i], fmt.Errorf("meshbridge.Acknowledge: %w", err))
 				}
 			}
 		})
 	}
 	wg.Wait()
 	return first
+}
+
+// recordOne records and acknowledges one downloaded message in its own span;
+// false stops its group so the order within the group is kept.
+func (c *Collector) recordOne(ctx context.Context, in Inbox, id string, it *inboxItem, fetchErr error, fail func(string, error)) bool {
+	ctx, span := otel.Tracer("github.com/meshgateway/gateway/collector").Start(ctx, "collector.record",
+		trace.WithAttributes(attribute.String("meshgw.mesh_message_id", id)))
+	defer span.End()
+	if fetchErr != nil {
+		fail(id, fetchErr)
+		return false
+	}
+	if err := c.file(ctx, in, id, it); err != nil {
+		fail(id, err)
+		return false
+	}
+	if err := in.Acknowledge(ctx, id); err != nil {
+		fail(id, fmt.Errorf("meshbridge.Acknowledge: %w", err))
+	}
+	return true
 }
 
 // orderKey names the sent message an inbox message answers, without Redis:

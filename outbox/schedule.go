@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meshgateway/gateway/meshbridge"
 	"github.com/meshgateway/gateway/tracking"
@@ -36,7 +39,7 @@ func (w *Worker) dueIDs(ctx context.Context, key string) []string {
 		Min: "-inf", Max: strconv.FormatInt(w.cfg.Now().UnixMilli(), 10), Count: scanBatch,
 	}).Result()
 	if err != nil && ctx.Err() == nil {
-		w.log.Warn("due scan failed", slog.String("key", key), slog.String("error", err.Error()))
+		w.log.WarnContext(ctx, "due scan failed", slog.String("key", key), slog.String("error", err.Error()))
 	}
 	return ids
 }
@@ -48,7 +51,7 @@ func (w *Worker) moveDueRetries(ctx context.Context) {
 	for _, id := range w.dueIDs(ctx, tracking.OutboxDelayed) {
 		if err := w.moveDue.Run(ctx, w.rdb, []string{tracking.OutboxDelayed, tracking.OutboxStream}, id).Err(); err != nil {
 			if ctx.Err() == nil {
-				w.log.Warn("retry re-queue failed", slog.String("message_id", id), slog.String("error", err.Error()))
+				w.log.WarnContext(ctx, "retry re-queue failed", slog.String("message_id", id), slog.String("error", err.Error()))
 			}
 			return
 		}
@@ -75,6 +78,9 @@ func (w *Worker) stopTracking(ctx context.Context, id string) {
 
 // pollOne asks MESH for the status of one sent message.
 func (w *Worker) pollOne(ctx context.Context, id string) {
+	ctx, span := otel.Tracer("github.com/meshgateway/gateway/outbox").Start(ctx, "outbox.track",
+		trace.WithAttributes(attribute.String("meshgw.message_id", id)))
+	defer span.End()
 	rec, err := w.store.Get(ctx, id)
 	if errors.Is(err, tracking.ErrNotFound) {
 		w.stopTracking(ctx, id)
@@ -100,11 +106,11 @@ func (w *Worker) pollOne(ctx context.Context, id string) {
 			return
 		}
 		if me, ok := meshbridge.AsError(err); ok && me.HTTPStatus == http.StatusNotFound {
-			w.log.Warn("MESH tracking does not know the message; polling stopped", attrs...)
+			w.log.WarnContext(ctx, "MESH tracking does not know the message; polling stopped", attrs...)
 			w.stopTracking(ctx, id)
 			return
 		}
-		w.log.Warn("MESH tracking poll failed", append(attrs, slog.String("error", safeDescription(err)))...)
+		w.log.WarnContext(ctx, "MESH tracking poll failed", append(attrs, slog.String("error", safeDescription(err)))...)
 		w.nextPoll(ctx, rec)
 		return
 	}
@@ -116,7 +122,7 @@ func (w *Worker) pollOne(ctx context.Context, id string) {
 		if err != nil && !errors.Is(err, tracking.ErrStateConflict) {
 			return
 		}
-		w.log.Info("MESH reports the message collected", attrs...)
+		w.log.InfoContext(ctx, "MESH reports the message collected", attrs...)
 		w.stopTracking(ctx, id)
 	case meshbridge.TrackingError, meshbridge.TrackingUndeliverable:
 		last := &tracking.MeshError{Event: t.StatusEvent, Code: t.StatusCode, Description: t.StatusDescription}
@@ -126,7 +132,7 @@ func (w *Worker) pollOne(ctx context.Context, id string) {
 		if err != nil && !errors.Is(err, tracking.ErrStateConflict) {
 			return
 		}
-		w.log.Warn("MESH reports the message undeliverable", append(attrs, slog.String("mesh_code", last.Code))...)
+		w.log.WarnContext(ctx, "MESH reports the message undeliverable", append(attrs, slog.String("mesh_code", last.Code))...)
 		w.stopTracking(ctx, id)
 	default:
 		w.nextPoll(ctx, rec)
@@ -141,7 +147,7 @@ func (w *Worker) nextPoll(ctx context.Context, rec *tracking.Message) {
 		return
 	}
 	if out.TrackPolls >= len(w.cfg.TrackSchedule) {
-		w.log.Info("MESH tracking schedule exhausted", slog.String("message_id", rec.ID),
+		w.log.InfoContext(ctx, "MESH tracking schedule exhausted", slog.String("message_id", rec.ID),
 			slog.String("mesh_message_id", rec.MeshMessageID), slog.Int("polls", out.TrackPolls))
 		w.stopTracking(ctx, rec.ID)
 		return

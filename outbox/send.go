@@ -28,11 +28,11 @@ const (
 func (w *Worker) process(ctx context.Context, id string) (done bool, retryAt time.Time) {
 	rec, err := w.store.Get(ctx, id)
 	if errors.Is(err, tracking.ErrNotFound) {
-		w.log.Warn("outbox entry for an unknown message (expired?)", slog.String("message_id", id))
+		w.log.WarnContext(ctx, "outbox entry for an unknown message (expired?)", slog.String("message_id", id))
 		return true, time.Time{}
 	}
 	if err != nil {
-		w.log.Warn("outbox load failed", slog.String("message_id", id), slog.String("error", err.Error()))
+		w.log.WarnContext(ctx, "outbox load failed", slog.String("message_id", id), slog.String("error", err.Error()))
 		return false, time.Time{}
 	}
 	switch rec.State {
@@ -47,7 +47,7 @@ func (w *Worker) process(ctx context.Context, id string) (done bool, retryAt tim
 	sender, ok := w.senders.ForMailbox(rec.Mailbox)
 	if !ok {
 		// Configuration, not the message: say so loudly.
-		w.log.Error("no MESH client for the sending mailbox", slog.String("message_id", rec.ID),
+		w.log.ErrorContext(ctx, "no MESH client for the sending mailbox", slog.String("message_id", rec.ID),
 			slog.String("mailbox", rec.Mailbox))
 		w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed,
 			&tracking.MeshError{Code: CodeNoMailbox, Description: "no MESH client for the sending mailbox"})
@@ -96,10 +96,10 @@ func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender Me
 		return true, time.Time{}
 	}
 	if err != nil {
-		w.log.Warn("outbox record attempt failed", slog.String("message_id", id), slog.String("error", err.Error()))
+		w.log.WarnContext(ctx, "outbox record attempt failed", slog.String("message_id", id), slog.String("error", err.Error()))
 		return false, time.Time{}
 	}
-	w.log.Info("sending to MESH", slog.String("message_id", rec.ID), slog.String("mailbox", rec.Mailbox),
+	w.log.InfoContext(ctx, "sending to MESH", slog.String("message_id", rec.ID), slog.String("mailbox", rec.Mailbox),
 		slog.Int("attempt", rec.Attempts), slog.Bool("reconcile", evType == tracking.EventResent))
 	body, err := w.store.OpenPayload(ctx, rec.ID, 0)
 	if err != nil {
@@ -152,11 +152,11 @@ func (w *Worker) resume(ctx context.Context, rec *tracking.Message, sender MeshS
 		return true, time.Time{}
 	}
 	if err != nil {
-		w.log.Warn("outbox record attempt failed", slog.String("message_id", id), slog.String("error", err.Error()))
+		w.log.WarnContext(ctx, "outbox record attempt failed", slog.String("message_id", id), slog.String("error", err.Error()))
 		return false, time.Time{}
 	}
 	from := sent + 1
-	w.log.Info("resuming MESH upload", slog.String("message_id", rec.ID), slog.String("mesh_message_id", rec.MeshMessageID),
+	w.log.InfoContext(ctx, "resuming MESH upload", slog.String("message_id", rec.ID), slog.String("mesh_message_id", rec.MeshMessageID),
 		slog.Int("from_chunk", from), slog.Int("chunks", total), slog.Int("attempt", rec.Attempts))
 	body, err := w.store.OpenPayload(ctx, rec.ID, int64(from-1)*cs)
 	if err != nil {
@@ -178,7 +178,7 @@ func (w *Worker) payloadError(ctx context.Context, rec *tracking.Message, err er
 			&tracking.MeshError{Code: CodePayloadGone, Description: "stored document expired before sending"})
 		return true, time.Time{}
 	}
-	w.log.Warn("outbox open payload failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
+	w.log.WarnContext(ctx, "outbox open payload failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
 	return false, time.Time{}
 }
 
@@ -190,7 +190,7 @@ func (w *Worker) outcome(ctx context.Context, rec *tracking.Message, res meshbri
 	if ctx.Err() != nil {
 		// Shutting down mid-send: the attempt is on record, the entry stays
 		// pending and the next owner resumes or reconciles.
-		w.log.Info("send abandoned at shutdown", slog.String("message_id", rec.ID))
+		w.log.InfoContext(ctx, "send abandoned at shutdown", slog.String("message_id", rec.ID))
 		return false, time.Time{}
 	}
 	var chunkErr *meshbridge.ChunkError
@@ -202,7 +202,7 @@ func (w *Worker) outcome(ctx context.Context, rec *tracking.Message, res meshbri
 			m.ChunksSent = max(m.ChunksSent, res.Chunks)
 			return nil
 		}); uerr != nil {
-			w.log.Warn("outbox record progress failed", slog.String("message_id", rec.ID), slog.String("error", uerr.Error()))
+			w.log.WarnContext(ctx, "outbox record progress failed", slog.String("message_id", rec.ID), slog.String("error", uerr.Error()))
 		}
 	}
 	var valErr *meshbridge.ValidationError
@@ -254,7 +254,7 @@ func (w *Worker) retryLater(ctx context.Context, rec *tracking.Message, err erro
 		slog.Int("attempt", rec.Attempts), slog.Int("http_status", last.HTTPStatus), slog.String("mesh_code", last.Code),
 		slog.String("error", safeDescription(err))}
 	if rec.Attempts >= w.cfg.MaxAttempts {
-		w.log.Error("giving up on MESH send", attrs...)
+		w.log.ErrorContext(ctx, "giving up on MESH send", attrs...)
 		gaveUp := *last
 		gaveUp.Code, gaveUp.Description = CodeGaveUp, "gave up after "+itoa(rec.Attempts)+" attempts: "+last.Description
 		w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed, &gaveUp)
@@ -262,7 +262,7 @@ func (w *Worker) retryLater(ctx context.Context, rec *tracking.Message, err erro
 	}
 	delay := max(w.backoff(rec.Attempts), retryAfter)
 	at := w.cfg.Now().Add(delay)
-	w.log.Warn("MESH send failed, will retry", append(attrs, slog.Duration("retry_in", delay))...)
+	w.log.WarnContext(ctx, "MESH send failed, will retry", append(attrs, slog.Duration("retry_in", delay))...)
 	if _, err := w.store.Update(ctx, rec.ID, func(m *tracking.Message) error {
 		m.LastError = last
 		if refused {
@@ -306,10 +306,10 @@ func (w *Worker) markSent(ctx context.Context, rec *tracking.Message, meshID str
 		return true, time.Time{}
 	}
 	if err != nil {
-		w.log.Warn("outbox record sent failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
+		w.log.WarnContext(ctx, "outbox record sent failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
 		return false, time.Time{}
 	}
-	w.log.Info("sent to MESH", slog.String("message_id", out.ID), slog.String("mesh_message_id", meshID),
+	w.log.InfoContext(ctx, "sent to MESH", slog.String("message_id", out.ID), slog.String("mesh_message_id", meshID),
 		slog.Int("attempt", out.Attempts))
 	w.scheduleTrack(ctx, out.ID, 0, true)
 	return true, time.Time{}
@@ -321,10 +321,10 @@ func (w *Worker) fail(ctx context.Context, rec *tracking.Message, to tracking.St
 		to, tracking.Event{Type: ev, Code: last.Code, Display: last.Description, Attempt: rec.Attempts},
 		func(m *tracking.Message) { m.LastError = last })
 	if err != nil && !errors.Is(err, tracking.ErrStateConflict) {
-		w.log.Warn("outbox record failure failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
+		w.log.WarnContext(ctx, "outbox record failure failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
 		return
 	}
-	w.log.Info("message failed", slog.String("message_id", rec.ID), slog.String("state", string(to)),
+	w.log.InfoContext(ctx, "message failed", slog.String("message_id", rec.ID), slog.String("state", string(to)),
 		slog.String("mesh_code", last.Code))
 }
 
@@ -342,6 +342,6 @@ func (w *Worker) scheduleTrack(ctx context.Context, id string, poll int, onlyIfA
 		err = w.rdb.ZAdd(context.WithoutCancel(ctx), tracking.TrackDue, z).Err()
 	}
 	if err != nil {
-		w.log.Warn("tracking poll scheduling failed", slog.String("message_id", id), slog.String("error", err.Error()))
+		w.log.WarnContext(ctx, "tracking poll scheduling failed", slog.String("message_id", id), slog.String("error", err.Error()))
 	}
 }

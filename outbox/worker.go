@@ -18,6 +18,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meshgateway/gateway/meshbridge"
 	"github.com/meshgateway/gateway/tracking"
@@ -211,7 +214,7 @@ func (w *Worker) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 		if err != nil || msg == nil {
 			<-slots
 			if err != nil && ctx.Err() == nil {
-				w.log.Warn("outbox read failed", slog.String("error", err.Error()))
+				w.log.WarnContext(ctx, "outbox read failed", slog.String("error", err.Error()))
 				sleepCtx(ctx, w.cfg.PollInterval)
 			}
 			continue
@@ -258,7 +261,7 @@ func (s *entrySource) next(ctx context.Context) (*redis.XMessage, error) {
 			s.claimFrom, s.lastClaim = "0-0", time.Now()
 		}
 		if len(msgs) > 0 {
-			w.log.Info("outbox entry reclaimed from an idle consumer", slog.String("entry", msgs[0].ID))
+			w.log.InfoContext(ctx, "outbox entry reclaimed from an idle consumer", slog.String("entry", msgs[0].ID))
 			return &msgs[0], nil
 		}
 	}
@@ -293,6 +296,11 @@ func (w *Worker) handle(ctx context.Context, entry redis.XMessage) {
 		w.ack(ctx, entry.ID)
 		return
 	}
+	// One span per send: the MESH calls and log lines of this message share
+	// its trace id.
+	ctx, span := otel.Tracer("github.com/meshgateway/gateway/outbox").Start(ctx, "outbox.send",
+		trace.WithAttributes(attribute.String("meshgw.message_id", id)))
+	defer span.End()
 	// The token names the consumer and this run of it, so a restarted
 	// replica (same consumer name) can take over the locks its killed
 	// predecessor left instead of waiting for them to expire.
@@ -305,11 +313,11 @@ func (w *Worker) handle(ctx context.Context, entry redis.XMessage) {
 		n, err = w.takeover.Run(ctx, w.rdb, []string{lockKey(id)}, consumerPrefix, runPrefix, token, w.cfg.ClaimIdle.Milliseconds()).Int()
 		ok = n == 1
 		if ok {
-			w.log.Info("took over a send lock left by an earlier run of this replica", slog.String("message_id", id))
+			w.log.InfoContext(ctx, "took over a send lock left by an earlier run of this replica", slog.String("message_id", id))
 		}
 	}
 	if err != nil {
-		w.log.Warn("outbox lock failed", slog.String("message_id", id), slog.String("error", err.Error()))
+		w.log.WarnContext(ctx, "outbox lock failed", slog.String("message_id", id), slog.String("error", err.Error()))
 		return // stays pending; retried after ClaimIdle
 	}
 	if !ok {
@@ -317,7 +325,7 @@ func (w *Worker) handle(ctx context.Context, entry redis.XMessage) {
 		// entry, or one taken over from a replica that is only slow). The
 		// entry stays pending and is looked at again after ClaimIdle, when
 		// the record will say what happened.
-		w.log.Info("message already being handled elsewhere", slog.String("message_id", id))
+		w.log.InfoContext(ctx, "message already being handled elsewhere", slog.String("message_id", id))
 		return
 	}
 	hctx, stop := context.WithCancel(ctx)
@@ -365,7 +373,7 @@ func (w *Worker) ack(ctx context.Context, entryID string) {
 		return nil
 	})
 	if err != nil {
-		w.log.Warn("outbox ack failed", slog.String("entry", entryID), slog.String("error", err.Error()))
+		w.log.WarnContext(ctx, "outbox ack failed", slog.String("entry", entryID), slog.String("error", err.Error()))
 	}
 }
 
@@ -380,7 +388,7 @@ func (w *Worker) scheduleRetry(ctx context.Context, entryID, id string, at time.
 		return nil
 	})
 	if err != nil {
-		w.log.Warn("outbox retry scheduling failed", slog.String("message_id", id), slog.String("error", err.Error()))
+		w.log.WarnContext(ctx, "outbox retry scheduling failed", slog.String("message_id", id), slog.String("error", err.Error()))
 	}
 }
 
