@@ -1,6 +1,7 @@
 package tracking
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -150,6 +151,15 @@ func (s *Store) Accept(ctx context.Context, msg *Message, payload io.Reader) (*M
 	if m.ID == "" {
 		m.ID = uuid.NewString()
 	}
+	if m.IdempotencyKey == "" {
+		// Fast path for the common case: a document that fits one piece and
+		// no idempotency key is written in a single MULTI/EXEC round trip.
+		rec, rest, err := s.acceptSmall(ctx, &m, msg, payload)
+		if rec != nil || err != nil {
+			return rec, rec != nil, err
+		}
+		payload = rest
+	}
 	tmp := uploadKey(uuid.NewString())
 	size, err := s.upload(ctx, tmp, payload)
 	if err != nil {
@@ -212,16 +222,7 @@ func (s *Store) Accept(ctx context.Context, msg *Message, payload io.Reader) (*M
 			}
 			p.Rename(ctx, tmp, payloadKey(m.ID))
 			p.Expire(ctx, payloadKey(m.ID), s.ttl)
-			p.Set(ctx, msgKey(m.ID), data, s.ttl)
-			ck := clientKey(m.ClientID)
-			p.ZAdd(ctx, ck, redis.Z{Score: float64(m.CreatedAt.UnixMilli()), Member: m.ID})
-			p.ZRemRangeByScore(ctx, ck, "-inf", "("+strconv.FormatInt(now.Add(-s.ttl).UnixMilli(), 10))
-			p.Expire(ctx, ck, s.ttl)
-			s.queueIndexes(ctx, p, &m)
-			p.ZAdd(ctx, stateKey(StateAccepted), redis.Z{Score: float64(now.UnixMilli()), Member: m.ID})
-			p.XAdd(ctx, &redis.XAddArgs{Stream: OutboxStream, ID: "*",
-				Values: []any{"messageId", m.ID, "mailbox", m.Mailbox}})
-			s.queueEvent(ctx, p, &m, 0)
+			s.queueAcceptWrites(ctx, p, &m, data, now)
 			return nil
 		})
 		return err
@@ -238,6 +239,74 @@ func (s *Store) Accept(ctx context.Context, msg *Message, payload io.Reader) (*M
 		return existing, false, nil
 	}
 	return &m, true, nil
+}
+
+// acceptSmall stores a message whose payload fits one PayloadChunk piece
+// with one MULTI (no temporary key, no WATCH: there is no idempotency key to
+// compare, and a caller-chosen id is checked first; ids are random UUIDs). For a larger payload it returns
+// a reader that yields the whole payload again for the streaming path.
+func (s *Store) acceptSmall(ctx context.Context, m, msg *Message, payload io.Reader) (*Message, io.Reader, error) {
+	if payload == nil {
+		payload = eofReader{}
+	}
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	buf := *bp
+	n, rerr := io.ReadFull(payload, buf)
+	switch {
+	case rerr == nil: // more to come: hand the first piece back in front of the rest
+		first := append([]byte(nil), buf[:n]...)
+		return nil, io.MultiReader(bytes.NewReader(first), payload), nil
+	case !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF):
+		return nil, nil, fmt.Errorf("tracking: read payload: %w", rerr)
+	}
+	now := s.now().UTC()
+	m.PayloadSize = int64(n)
+	m.RequestHash = msg.RequestHash
+	m.State = StateAccepted
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = now
+	}
+	m.UpdatedAt = now
+	m.Events = []Event{{Type: EventAccepted, State: StateAccepted, At: now}}
+	if msg.ID != "" { // a caller-chosen id must not overwrite another message
+		exists, err := s.rdb.Exists(ctx, msgKey(m.ID)).Result()
+		if err != nil {
+			return nil, nil, fmt.Errorf("tracking: check id: %w", err)
+		}
+		if exists > 0 {
+			return nil, nil, fmt.Errorf("tracking: accept: %w", ErrDuplicateID)
+		}
+	}
+	data, err := encodeMessage(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, payloadKey(m.ID), buf[:n], s.ttl)
+		s.queueAcceptWrites(ctx, p, m, data, now)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("tracking: accept: %w", err)
+	}
+	return m, nil, nil
+}
+
+// queueAcceptWrites queues everything Accept writes besides the payload:
+// the record, the client index, lookup indexes, the state index, the outbox
+// entry and the 'accepted' event.
+func (s *Store) queueAcceptWrites(ctx context.Context, p redis.Pipeliner, m *Message, data []byte, now time.Time) {
+	p.Set(ctx, msgKey(m.ID), data, s.ttl)
+	ck := clientKey(m.ClientID)
+	p.ZAdd(ctx, ck, redis.Z{Score: float64(m.CreatedAt.UnixMilli()), Member: m.ID})
+	p.ZRemRangeByScore(ctx, ck, "-inf", "("+strconv.FormatInt(now.Add(-s.ttl).UnixMilli(), 10))
+	p.Expire(ctx, ck, s.ttl)
+	s.queueIndexes(ctx, p, m)
+	p.ZAdd(ctx, stateKey(StateAccepted), redis.Z{Score: float64(now.UnixMilli()), Member: m.ID})
+	p.XAdd(ctx, &redis.XAddArgs{Stream: OutboxStream, ID: "*",
+		Values: []any{"messageId", m.ID, "mailbox", m.Mailbox}})
+	s.queueEvent(ctx, p, m, 0)
 }
 
 // watchRetry runs txf under WATCH keys, repeating it when another client
