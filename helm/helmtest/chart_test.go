@@ -379,6 +379,16 @@ func effectiveEnv(t *testing.T, r *rendered, c corev1.Container) map[string]stri
 			} else {
 				env[e.Name] = "<secret:" + ref.Name + "/" + ref.Key + ">"
 			}
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.Name == "GATEWAY_REPLICA_ID":
+			if e.ValueFrom.FieldRef.FieldPath != "metadata.name" {
+				t.Errorf("env %s: want the pod name, got %s", e.Name, e.ValueFrom.FieldRef.FieldPath)
+			}
+			env[e.Name] = "<pod name>"
+		case e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil && e.Name == "GOMEMLIMIT":
+			if e.ValueFrom.ResourceFieldRef.Resource != "limits.memory" || c.Resources.Limits.Memory().IsZero() {
+				t.Errorf("env %s: want the container's memory limit, got %s", e.Name, e.ValueFrom.ResourceFieldRef.Resource)
+			}
+			env[e.Name] = c.Resources.Limits.Memory().String()
 		case e.ValueFrom != nil:
 			t.Errorf("env %s: unexpected valueFrom %+v", e.Name, e.ValueFrom)
 		default:
