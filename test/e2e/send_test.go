@@ -26,13 +26,13 @@ func TestSendRoutesReachPracticeInbox(t *testing.T) {
 
 	// Each $process-message case sends its own bundle: a practice answers a
 	// repeated Bundle identifier with 20007 (duplicate), as it should.
-	bundle := func() []byte {
+	bundleAs := func(f itk.Format) []byte {
 		var req itk.SendRequest
 		raw, _ := json.Marshal(request(smith, "X26ABC1"))
 		if err := json.Unmarshal(raw, &req); err != nil {
 			t.Fatal(err)
 		}
-		req.Format = itk.FormatJSON
+		req.Format = f
 		msg, err := itk.Build(&req, itk.BuildOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -43,6 +43,7 @@ func TestSendRoutesReachPracticeInbox(t *testing.T) {
 		}
 		return buf.Bytes()
 	}
+	bundle := func() []byte { return bundleAs(itk.FormatJSON) }
 
 	tests := []struct {
 		name string
@@ -58,6 +59,16 @@ func TestSendRoutesReachPracticeInbox(t *testing.T) {
 		}},
 		{"$process-message JSON", func() response {
 			return e.do("POST", "/FHIR/STU3/$process-message", "application/fhir+json", e.token(clientA), bundle(), nil)
+		}},
+		{"$process-message XML", func() response {
+			return e.do("POST", "/FHIR/STU3/$process-message", "application/fhir+xml", e.token(clientA), bundleAs(itk.FormatXML), nil)
+		}},
+		{"$process-message XML Parameters", func() response {
+			inner := bundleAs(itk.FormatXML)
+			inner = bytes.Replace(inner, []byte(` xmlns="http://hl7.org/fhir"`), nil, 1) // inherits the namespace of Parameters
+			wrapped := append([]byte(`<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="content"/><resource>`), inner...)
+			wrapped = append(wrapped, []byte(`</resource></parameter></Parameters>`)...)
+			return e.do("POST", "/FHIR/STU3/$process-message", "application/fhir+xml", e.token(clientA), wrapped, nil)
 		}},
 		{"$process-message Parameters", func() response {
 			wrapped, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "parameter": []any{
