@@ -107,13 +107,16 @@ func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender Me
 	}
 	defer body.Close()
 	opts := w.sendOptions(rec)
-	opts.OnMessageID = func(ctx context.Context, meshID string) error {
+	if rec.PayloadSize > rec.ChunkSize {
 		// Durable before chunk 2: a crash from here on resumes, not resends.
-		_, err := w.store.Update(ctx, rec.ID, func(m *tracking.Message) error {
-			m.MeshMessageID, m.ChunksSent, m.FirstChunkUnconfirmed = meshID, 1, false
-			return nil
-		})
-		return err
+		// (A one-chunk message is recorded as sent straight after the 202.)
+		opts.OnMessageID = func(ctx context.Context, meshID string) error {
+			_, err := w.store.Update(ctx, rec.ID, func(m *tracking.Message) error {
+				m.MeshMessageID, m.ChunksSent, m.FirstChunkUnconfirmed = meshID, 1, false
+				return nil
+			})
+			return err
+		}
 	}
 	res, err := sender.Send(ctx, opts, body, rec.PayloadSize)
 	return w.outcome(ctx, rec, res, err)
