@@ -146,6 +146,9 @@ func (s *server) postDocument(c *gin.Context) {
 		if err == nil && mr != nil {
 			err = drainParts(mr)
 		}
+		if err != nil && mr != nil {
+			err = fmt.Errorf("%w: %w", errUploadBroken, err)
+		}
 		rec.RequestHash = hex.EncodeToString(hasher.Sum(nil))
 		pw.CloseWithError(err)
 	}()
@@ -324,6 +327,10 @@ func drainParts(mr *multipart.Reader) error {
 	return nil
 }
 
+// errUploadBroken marks a multipart upload that could not be read to its
+// end (cut short, or extra parts after 'file').
+var errUploadBroken = errors.New("the multipart upload ended early or had extra parts")
+
 // nonEmptyReader fails an empty upload so it is not stored as an empty document.
 type nonEmptyReader struct {
 	r    io.Reader
@@ -431,7 +438,7 @@ func storeError(err error) *Error {
 	if errors.Is(err, context.Canceled) {
 		return &Error{Status: http.StatusBadRequest, Code: "request_cancelled", Title: "Request cancelled", Err: err}
 	}
-	if strings.Contains(err.Error(), "multipart") {
+	if errors.Is(err, errUploadBroken) {
 		return &Error{Status: http.StatusBadRequest, Code: "malformed_multipart", Title: "Malformed multipart body", Detail: "The upload ended early or had extra parts.", Err: err}
 	}
 	return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Title: "Tracking store unavailable",

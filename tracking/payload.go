@@ -40,7 +40,10 @@ func (s *Store) upload(ctx context.Context, key string, r io.Reader) (int64, err
 		switch {
 		case rerr == nil:
 			continue
-		case errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF):
+		// io.ReadFull returns these sentinels themselves at a clean end; a
+		// reader's own error that merely wraps one (a cut-short upload) is a
+		// failure, so compare, don't errors.Is.
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
 			return total, nil
 		default:
 			return 0, fmt.Errorf("tracking: read payload: %w", rerr)

@@ -257,7 +257,7 @@ func (s *Store) acceptSmall(ctx context.Context, m, msg *Message, payload io.Rea
 	case rerr == nil: // more to come: hand the first piece back in front of the rest
 		first := append([]byte(nil), buf[:n]...)
 		return nil, io.MultiReader(bytes.NewReader(first), payload), nil
-	case !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF):
+	case rerr != io.EOF && rerr != io.ErrUnexpectedEOF: // ReadFull's own sentinels only (see upload)
 		return nil, nil, fmt.Errorf("tracking: read payload: %w", rerr)
 	}
 	now := s.now().UTC()

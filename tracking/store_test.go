@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -513,5 +514,22 @@ func TestListPagesThroughEverything(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Fatalf("listed %d of %d messages", len(seen), n)
+	}
+}
+
+// A payload reader that fails (even with an error wrapping io.ErrUnexpectedEOF,
+// as a cut-short upload does) must not be stored as a shorter document.
+func TestAcceptRefusesFailedPayload(t *testing.T) {
+	s, _, _ := newTestStore(t, StoreOptions{})
+	broken := fmt.Errorf("upload cut short: %w", io.ErrUnexpectedEOF)
+	for _, size := range []int{10, 3 << 20} {
+		r := io.MultiReader(strings.NewReader(strings.Repeat("x", size)), iotest.ErrReader(broken))
+		if _, _, err := s.Accept(t.Context(), &Message{ClientID: "c", Mailbox: "X26ABC1"}, r); err == nil {
+			t.Fatalf("size %d: Accept stored a payload whose reader failed", size)
+		}
+	}
+	page, _, err := s.List(t.Context(), "c", ListFilter{})
+	if err != nil || len(page) != 0 {
+		t.Fatalf("records after failed accepts: %d, %v", len(page), err)
 	}
 }

@@ -37,6 +37,14 @@ func TestBadInputs(t *testing.T) {
 	otherODSBody, _ := json.Marshal(otherODS)
 	metaOnly, metaCT := multipartBody(t, request(smith, "X26ABC1"), nil)
 	fileFirst := []byte("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF\r\n--B--\r\n")
+	metaNoData := request(smith, "X26ABC1")
+	delete(metaNoData["documents"].([]any)[0].(map[string]any), "data")
+	metaJSON, _ := json.Marshal(metaNoData)
+	metaPart := "--B\r\nContent-Disposition: form-data; name=\"metadata\"\r\nContent-Type: application/json\r\n\r\n" + string(metaJSON) + "\r\n"
+	filePart := "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
+	extraPart := []byte(metaPart + filePart + "%PDF-1.4\r\n--B\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--B--\r\n")
+	emptyFile := []byte(metaPart + filePart + "\r\n--B--\r\n")
+	truncated := []byte(metaPart + filePart + "%PDF-1.4 and then the connection")
 
 	tests := []struct {
 		name        string
@@ -63,6 +71,9 @@ func TestBadInputs(t *testing.T) {
 		{"multipart without file", "POST", "/v1/documents", metaCT, metaOnly, "", nil, 400, false, "file"},
 		{"multipart file first", "POST", "/v1/documents", "multipart/form-data; boundary=B", fileFirst, "", nil, 400, false, "metadata"},
 		{"multipart without boundary", "POST", "/v1/documents", "multipart/form-data", fileFirst, "", nil, 400, false, "boundary"},
+		{"multipart extra part", "POST", "/v1/documents", "multipart/form-data; boundary=B", extraPart, "", nil, 400, false, "ended early or had extra parts"},
+		{"multipart empty file", "POST", "/v1/documents", "multipart/form-data; boundary=B", emptyFile, "", nil, 422, false, "empty"},
+		{"multipart cut short", "POST", "/v1/documents", "multipart/form-data; boundary=B", truncated, "", nil, 400, false, "ended early"},
 		{"no token", "POST", "/v1/documents", "application/json", valid, "-", nil, 401, false, "Authorization"},
 		{"unknown message", "GET", "/v1/messages/" + uuid.NewString(), "", nil, "", nil, 404, false, "not found"},
 		{"bad state filter", "GET", "/v1/messages?state=lost", "", nil, "", nil, 400, false, "state"},
