@@ -49,6 +49,7 @@ type Config struct {
 	OutboxConcurrency   int             `env:"OUTBOX_CONCURRENCY" envDefault:"32"`
 	MeshSendsPerMailbox int             `env:"MESH_MAX_CONCURRENT_SENDS" envDefault:"16"`
 	OutboxRetryBackoff  []time.Duration `env:"OUTBOX_RETRY_BACKOFF" envDefault:"2s,5s,15s,30s,1m,2m,5m,10m" envSeparator:","`
+	OutboxMaxAttempts   int             `env:"OUTBOX_MAX_ATTEMPTS" envDefault:"150"` // with the backoff above: about 24 h of MESH outage
 
 	InboxPollInterval time.Duration `env:"INBOX_POLL_INTERVAL" envDefault:"5m"`
 	InfAckDeadline    time.Duration `env:"INF_ACK_DEADLINE" envDefault:"4h"`
@@ -121,6 +122,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RetentionTTL < time.Hour {
 		errs = append(errs, errors.New("RETENTION must be at least 1h"))
+	}
+	if c.OutboxMaxAttempts < 1 {
+		errs = append(errs, errors.New("OUTBOX_MAX_ATTEMPTS must be at least 1"))
 	}
 	if c.OutboxConcurrency < 1 || c.MeshSendsPerMailbox < 1 {
 		errs = append(errs, errors.New("OUTBOX_CONCURRENCY and MESH_MAX_CONCURRENT_SENDS must be at least 1"))
