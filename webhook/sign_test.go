@@ -80,3 +80,15 @@ func TestWebhookIDStableAndDistinct(t *testing.T) {
 		}
 	}
 }
+
+// Retries give up after about a day in all (Standard Webhooks' guidance).
+func TestDefaultScheduleSpansAboutADay(t *testing.T) {
+	var total time.Duration
+	s := DefaultSchedule()
+	for _, d := range s {
+		total += d
+	}
+	if s[0] != 0 || total < 20*time.Hour || total > 26*time.Hour {
+		t.Fatalf("schedule %v totals %v, want immediate first attempt and about 24 h", s, total)
+	}
+}
