@@ -36,6 +36,10 @@ func SetupTracing(ctx context.Context, endpoint, serviceName, version string) (*
 			return nil, fmt.Errorf("otlptracehttp.New: %w", err)
 		}
 		opts = append(opts, sdktrace.WithBatcher(exp))
+	} else {
+		// Nothing exports spans: keep the (valid) trace ids for the logs but
+		// record nothing, which spares every request the attribute work.
+		opts = append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
 	// The global provider/propagator is how otelhttp and friends find it;
