@@ -69,9 +69,10 @@ func (s *server) postDocument(c *gin.Context) {
 	}
 
 	var (
-		req    itk.SendRequest
-		hasher = sha256.New()
-		mr     *multipart.Reader
+		req      itk.SendRequest
+		hasher   = sha256.New()
+		mr       *multipart.Reader
+		uploaded *countingReader // the multipart file part, counted as it streams
 	)
 	switch mediaType {
 	case "application/json":
@@ -107,7 +108,7 @@ func (s *server) postDocument(c *gin.Context) {
 		return
 	}
 	if mr != nil {
-		if err := s.attachFilePart(mr, &req, hasher); err != nil {
+		if uploaded, err = s.attachFilePart(mr, &req, hasher); err != nil {
 			_ = c.Error(err)
 			return
 		}
@@ -122,24 +123,15 @@ func (s *server) postDocument(c *gin.Context) {
 		_ = c.Error(buildError(err))
 		return
 	}
-	size, sizeKnown := msg.EncodedSize(msg.Format)
-	var warnings []string
-	if len(req.Documents) > 0 && req.Documents[0].Reader == nil {
-		warnings = s.sizeWarnings(req.Documents)
-	}
-
 	rec := s.newRecord(caller, req.Sender.Mailbox, msg.Metadata, idemKey)
 	rec.BundleID = msg.BundleIdentifier
 	rec.MessageHeaderID = msg.MessageHeaderID
 	rec.SenderReference = msg.SenderReference
-	if sizeKnown {
-		rec.PayloadSize = size
-	}
 
 	// The message is encoded straight into Redis: a 100 MB upload never sits
 	// whole in memory. The request hash covers the file part too, so it is
-	// only final once the encoder has drained the upload.
-	counted := &countingReader{}
+	// only final once the encoder has drained the upload (the store reads it
+	// after the payload ends).
 	pr, pw := io.Pipe()
 	go func() {
 		err := msg.Encode(pw)
@@ -152,19 +144,15 @@ func (s *server) postDocument(c *gin.Context) {
 		rec.RequestHash = hex.EncodeToString(hasher.Sum(nil))
 		pw.CloseWithError(err)
 	}()
-	counted.r = pr
-	stored, created, err := s.Store.Accept(c.Request.Context(), rec, counted)
+	stored, created, err := s.Store.Accept(c.Request.Context(), rec, pr)
 	_ = pr.CloseWithError(errors.New("accept finished"))
 	if err != nil {
 		_ = c.Error(storeError(err))
 		return
 	}
-	if mr != nil {
-		warnings = append(warnings, s.uploadWarning(counted.n, msg.Format)...)
-	}
 	s.log.InfoContext(c.Request.Context(), "document accepted", "request_id", requestID(c), "message_id", stored.ID,
-		"client_id", caller.ClientID, "mailbox", stored.Mailbox, "created", created, "payload_bytes", counted.n)
-	s.writeAccepted(c, stored, created, warnings)
+		"client_id", caller.ClientID, "mailbox", stored.Mailbox, "created", created, "payload_bytes", stored.PayloadSize)
+	s.writeAccepted(c, stored, created, s.sizeWarnings(req.Documents, uploaded))
 }
 
 func (s *server) writeAccepted(c *gin.Context, m *tracking.Message, created bool, warnings []string) {
@@ -176,13 +164,13 @@ func (s *server) writeAccepted(c *gin.Context, m *tracking.Message, created bool
 	c.JSON(http.StatusAccepted, AcceptedResponse{ID: m.ID, Status: m.State, Links: map[string]string{"self": loc}, Warnings: warnings})
 }
 
+// newRecord is the tracking record of a request; the store sets its state,
+// times and payload size.
 func (s *server) newRecord(caller *Caller, mailbox string, md itk.MeshMetadata, idemKey string) *tracking.Message {
-	now := s.Now().UTC()
 	return &tracking.Message{
-		ID: s.NewID(), ClientID: caller.ClientID, State: tracking.StateAccepted,
+		ID: s.NewID(), ClientID: caller.ClientID,
 		Mailbox: mailbox, To: md.To, WorkflowID: md.WorkflowID, Subject: md.Subject, LocalID: md.LocalID,
 		FileName: md.FileName, ContentType: md.ContentType, IdempotencyKey: idemKey,
-		CreatedAt: now, UpdatedAt: now,
 	}
 }
 
@@ -243,24 +231,21 @@ func (s *server) resolveRecipient(c *gin.Context, req *itk.SendRequest) error {
 // ErrNoEndpoint is returned by a RecipientResolver when MESH has no mailbox.
 var ErrNoEndpoint = errors.New("no MESH endpoint for ODS code")
 
-func (s *server) sizeWarnings(docs []itk.Document) []string {
+// sizeWarnings names every document over the size GP systems recommend;
+// uploaded (a multipart file part) stands in for documents[0]'s data.
+func (s *server) sizeWarnings(docs []itk.Document, uploaded *countingReader) []string {
 	var out []string
 	for i, d := range docs {
-		if int64(len(d.Data)) > s.RecommendedBytes {
+		size := int64(len(d.Data))
+		if i == 0 && uploaded != nil {
+			size = uploaded.n
+		}
+		if size > s.RecommendedBytes {
 			out = append(out, fmt.Sprintf("documents[%d] is %.1f MB; GP systems recommend at most %.0f MB and may reject larger messages (ITK3 20015 Message too large)",
-				i, float64(len(d.Data))/1e6, float64(s.RecommendedBytes)/(1<<20)))
+				i, float64(size)/1e6, float64(s.RecommendedBytes)/(1<<20)))
 		}
 	}
 	return out
-}
-
-func (s *server) uploadWarning(encoded int64, f itk.Format) []string {
-	// base64 inflates by 4/3; estimate the document from the encoded payload.
-	if approx := encoded * 3 / 4; approx > s.RecommendedBytes {
-		return []string{fmt.Sprintf("the document is about %.1f MB; GP systems recommend at most %.0f MB and may reject larger messages (ITK3 20015 Message too large)",
-			float64(approx)/1e6, float64(s.RecommendedBytes)/(1<<20))}
-	}
-	return nil
 }
 
 // readMetadataPart reads the first multipart part, which must be "metadata".
@@ -287,22 +272,23 @@ func readMetadataPart(mr *multipart.Reader, req *itk.SendRequest, h hash.Hash) e
 	return nil
 }
 
-// attachFilePart makes the "file" part the primary document's content stream.
-func (s *server) attachFilePart(mr *multipart.Reader, req *itk.SendRequest, h hash.Hash) error {
+// attachFilePart makes the "file" part the primary document's content
+// stream and returns its byte counter.
+func (s *server) attachFilePart(mr *multipart.Reader, req *itk.SendRequest, h hash.Hash) (*countingReader, error) {
 	part, err := mr.NextPart()
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: "missing_file", Title: "Missing file part",
+		return nil, &Error{Status: http.StatusBadRequest, Code: "missing_file", Title: "Missing file part",
 			Detail: "A multipart request needs a 'file' part after 'metadata'.", Err: err}
 	}
 	if part.FormName() != "file" {
-		return newError(http.StatusBadRequest, "missing_file", "Missing file part", "The second part must be named 'file'.")
+		return nil, newError(http.StatusBadRequest, "missing_file", "Missing file part", "The second part must be named 'file'.")
 	}
 	if len(req.Documents) == 0 {
 		req.Documents = []itk.Document{{}}
 	}
 	doc := &req.Documents[0]
 	if len(doc.Data) > 0 {
-		return newError(http.StatusBadRequest, "duplicate_content", "Document given twice",
+		return nil, newError(http.StatusBadRequest, "duplicate_content", "Document given twice",
 			"documents[0].data must be empty when the content comes in the 'file' part.")
 	}
 	if doc.ContentType == "" {
@@ -311,9 +297,10 @@ func (s *server) attachFilePart(mr *multipart.Reader, req *itk.SendRequest, h ha
 	if doc.FileName == "" {
 		doc.FileName = part.FileName()
 	}
-	doc.Reader = io.TeeReader(&nonEmptyReader{r: part}, h)
+	counted := &countingReader{r: &nonEmptyReader{r: part}}
+	doc.Reader = io.TeeReader(counted, h)
 	doc.Size = -1
-	return nil
+	return counted, nil
 }
 
 // drainParts refuses anything after the file part.

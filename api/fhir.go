@@ -88,7 +88,6 @@ func (s *server) processMessage(c *gin.Context) {
 	rec.BundleID = res.BundleIdentifier
 	rec.MessageHeaderID = res.MessageHeaderID
 	rec.SenderReference = res.SenderReference
-	rec.PayloadSize = int64(len(bundle))
 	sum := sha256.Sum256(body)
 	rec.RequestHash = hex.EncodeToString(sum[:])
 

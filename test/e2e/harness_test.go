@@ -66,6 +66,7 @@ type envOptions struct {
 	webhookSchedule []time.Duration
 	maxBody         int64
 	rateLimit       string // CLIENT_RATE_LIMIT
+	recommended     string // RECOMMENDED_DOCUMENT_BYTES
 }
 
 type env struct {
@@ -145,6 +146,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	if o.rateLimit != "" {
 		env["CLIENT_RATE_LIMIT"], env["CLIENT_RATE_BURST"] = o.rateLimit, o.rateLimit
+	}
+	if o.recommended != "" {
+		env["RECOMMENDED_DOCUMENT_BYTES"] = o.recommended
 	}
 	if o.maxBody > 0 {
 		env["MAX_BODY_BYTES"] = fmt.Sprint(o.maxBody)

@@ -119,3 +119,36 @@ func TestDeadLettersVisibleToOperators(t *testing.T) {
 	}
 	t.Fatal("no dead letter shown on the admin port")
 }
+
+// Documents over the size GP systems recommend are accepted with a warning
+// naming the document, whichever way they are uploaded.
+func TestLargeDocumentWarning(t *testing.T) {
+	e := newEnv(t, envOptions{noPractice: true, recommended: "40"}) // secretDocument is 71 bytes
+	meta := request(smith, "X26ABC1")
+	delete(meta["documents"].([]any)[0].(map[string]any), "data")
+	mpBody, ct := multipartBody(t, meta, secretDocument)
+	small := request(smith, "X26ABC1")
+	small["documents"].([]any)[0].(map[string]any)["data"] = "JVBERi0x" // 6 bytes
+	smallBody, _ := json.Marshal(small)
+	jsonBody, _ := json.Marshal(request(smith, "X26ABC1"))
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+		warn     bool
+	}{
+		{"json over", "application/json", jsonBody, true},
+		{"multipart over", ct, mpBody, true},
+		{"json under", "application/json", smallBody, false},
+	} {
+		r := e.do("POST", "/v1/documents", tc.ct, e.token(clientA), tc.body, nil)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("%s: %d %s", tc.name, r.Status, r.Body)
+		}
+		var out struct{ Warnings []string }
+		r.json(t, &out)
+		got := len(out.Warnings) == 1 && strings.Contains(out.Warnings[0], "documents[0]") && strings.Contains(out.Warnings[0], "20015")
+		if got != tc.warn || (!tc.warn && len(out.Warnings) != 0) {
+			t.Errorf("%s: warnings %q, want warning=%v", tc.name, out.Warnings, tc.warn)
+		}
+	}
+}
