@@ -120,7 +120,7 @@ func (a *App) registerGauges() {
 	a.metrics.GaugeVecFunc("outbox_depth", "Messages waiting to be sent: queued (stream backlog + pending) and delayed retries.",
 		[]string{"queue"}, func(ctx context.Context) (map[string]float64, error) {
 			out := map[string]float64{}
-			groups, err := a.rdb.XInfoGroups(ctx, "{gw}:outbox").Result()
+			groups, err := a.rdb.XInfoGroups(ctx, tracking.OutboxStream).Result()
 			if err != nil && !isNoStream(err) {
 				return nil, err
 			}
@@ -128,7 +128,7 @@ func (a *App) registerGauges() {
 				out["pending"] += float64(g.Pending)
 				out["backlog"] += float64(g.Lag)
 			}
-			n, err := a.rdb.ZCard(ctx, "{gw}:outbox:delayed").Result()
+			n, err := a.rdb.ZCard(ctx, tracking.OutboxDelayed).Result()
 			if err != nil {
 				return nil, err
 			}
@@ -137,7 +137,7 @@ func (a *App) registerGauges() {
 		})
 	a.metrics.GaugeVecFunc("outbox_oldest_age_seconds", "Age of the oldest message still pending in the outbox.", nil,
 		func(ctx context.Context) (map[string]float64, error) {
-			p, err := a.rdb.XPending(ctx, "{gw}:outbox", "senders").Result()
+			p, err := a.rdb.XPending(ctx, tracking.OutboxStream, outbox.Group).Result()
 			if err != nil && !isNoStream(err) {
 				return nil, err
 			}

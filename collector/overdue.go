@@ -42,7 +42,7 @@ type OverdueWatcher struct {
 }
 
 const (
-	eventsStream = "{gw}:events"
+	eventsStream = tracking.EventsStream
 	ackwatchGrp  = "ackwatch"
 	dueInf       = "{gw}:ackdue:inf"
 	dueBus       = "{gw}:ackdue:bus"

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/meshgateway/gateway/tracking"
 )
 
 // Redis layout. Every key carries the {gw} hash tag so that the transactions
@@ -15,7 +17,7 @@ import (
 // miniredis, which answers each command with its own write.
 const (
 	// StreamKey is the tracking store's event stream this package consumes.
-	StreamKey = "{gw}:events"
+	StreamKey = tracking.EventsStream
 	// GroupName is the consumer group shared by every dispatcher replica.
 	GroupName = "webhooks"
 
