@@ -1,19 +1,12 @@
 package fakemesh
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-)
 
-// Token verification is implemented here rather than by importing
-// meshbridge: meshbridge's own (internal) tests use this server, and Go
-// refuses the import cycle meshbridge_test -> fakemesh -> meshbridge.
-// The tests cross-check it against the reference's known-answer vector.
+	"github.com/meshgateway/gateway/meshbridge"
+)
 
 // Authentication failure messages, verbatim from the sandbox / real MESH.
 const (
@@ -24,7 +17,6 @@ const (
 )
 
 const (
-	tokenTimeLayout = "200601021504"
 	// tokenWindow: "the API rejects the request if the timestamp supplied is
 	// not within 2 hours of the server time".
 	tokenWindow = 2 * time.Hour
@@ -39,79 +31,35 @@ const (
 	replayMaxPerGeneration = 1 << 19
 )
 
-type token struct {
-	mailbox    string
-	nonce      string
-	nonceCount string
-	timestamp  string
-	hash       string
-}
+// token is a parsed NHSMESH token; the parsing and the HMAC are the MESH
+// client's (meshbridge), so the fake and the client cannot drift apart.
+type token struct{ meshbridge.Token }
 
 // parseToken splits "NHSMESH mailbox:nonce:count:timestamp:hash". The scheme
 // is case-insensitive as in the sandbox.
 func parseToken(header string) (token, bool) {
-	header = strings.TrimSpace(header)
-	if len(header) < 8 || !strings.EqualFold(header[:7], "NHSMESH") || header[7] != ' ' {
+	t, err := meshbridge.ParseAuthorization(header)
+	if err != nil || t.MailboxID == "" || t.Hash == "" {
 		return token{}, false
 	}
-	rest := strings.TrimSpace(header[8:])
-	var parts [5]string
-	for i := 0; i < 4; i++ {
-		j := strings.IndexByte(rest, ':')
-		if j < 0 {
-			return token{}, false
-		}
-		parts[i], rest = rest[:j], rest[j+1:]
-	}
-	if strings.IndexByte(rest, ':') >= 0 {
-		return token{}, false
-	}
-	parts[4] = rest
-	if parts[0] == "" || parts[4] == "" {
-		return token{}, false
-	}
-	if n, err := strconv.Atoi(parts[2]); err != nil || n < 0 {
-		return token{}, false
-	}
-	if len(parts[3]) != len(tokenTimeLayout) {
-		return token{}, false
-	}
-	return token{mailbox: parts[0], nonce: parts[1], nonceCount: parts[2], timestamp: parts[3], hash: parts[4]}, true
+	return token{t}, true
 }
 
-// verify checks the HMAC-SHA256 of mailbox:nonce:nonce_count:password:timestamp
-// keyed by the shared key and returns the decoded digest for the replay cache.
-// The hex is compared case-insensitively, like the sandbox.
+// verify checks the HMAC and returns the decoded digest, the replay cache's key.
 func (t token) verify(sharedKey, password string) ([32]byte, bool) {
-	var got [32]byte
-	if len(t.hash) != 64 {
-		return got, false
+	var digest [32]byte
+	if len(t.Hash) != 64 {
+		return digest, false
 	}
-	if _, err := hex.Decode(got[:], []byte(t.hash)); err != nil {
-		return got, false
+	if _, err := hex.Decode(digest[:], []byte(t.Hash)); err != nil {
+		return digest, false
 	}
-	mac := hmac.New(sha256.New, []byte(sharedKey))
-	mac.Write([]byte(t.mailbox))
-	mac.Write([]byte{':'})
-	mac.Write([]byte(t.nonce))
-	mac.Write([]byte{':'})
-	mac.Write([]byte(t.nonceCount))
-	mac.Write([]byte{':'})
-	mac.Write([]byte(password))
-	mac.Write([]byte{':'})
-	mac.Write([]byte(t.timestamp))
-	var want [32]byte
-	mac.Sum(want[:0])
-	return got, hmac.Equal(got[:], want[:])
+	return digest, t.Verify(sharedKey, password)
 }
 
 // withinWindow reports whether the token timestamp is within 2 hours of now.
 func (t token) withinWindow(now time.Time) bool {
-	ts, err := time.Parse(tokenTimeLayout, t.timestamp)
-	if err != nil {
-		return false
-	}
-	d := now.Sub(ts)
+	d := now.Sub(t.Time())
 	if d < 0 {
 		d = -d
 	}

@@ -1,6 +1,10 @@
 package fakemesh
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/meshgateway/gateway/itk"
+)
 
 // gpProviderPrefix marks demographic routing in mex-To. It "must be all upper
 // case" (itk3-send-document.md §2.2), so it is matched before mex-To is upper-cased.
@@ -16,7 +20,7 @@ func (s *Server) resolveGPProvider(to string) (mailbox, errCode string) {
 		return "", "EPL-152"
 	}
 	nhs, dob, surname := parts[0], parts[1], strings.TrimSpace(parts[2])
-	if !validNHSNumber(nhs) {
+	if !itk.ValidNHSNumber(nhs) {
 		return "", "EPL-152"
 	}
 	p, ok := s.patients[nhs]
@@ -36,27 +40,4 @@ func (s *Server) resolveGPProvider(to string) (mailbox, errCode string) {
 		return "", "EPL-151"
 	}
 	return p.Mailbox, ""
-}
-
-// validNHSNumber is the Modulus 11 check. It mirrors itk.ValidNHSNumber but is
-// kept here so that the fake MESH (used by every package's tests) depends on
-// nothing but the standard library and yaml.
-func validNHSNumber(s string) bool {
-	if len(s) != 10 {
-		return false
-	}
-	sum := 0
-	for i := 0; i < 10; i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-		if i < 9 {
-			sum += int(s[i]-'0') * (10 - i)
-		}
-	}
-	check := 11 - sum%11
-	if check == 11 {
-		check = 0
-	}
-	return check != 10 && check == int(s[9]-'0')
 }

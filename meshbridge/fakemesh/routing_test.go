@@ -3,6 +3,8 @@ package fakemesh
 import (
 	"net/http"
 	"testing"
+
+	"github.com/meshgateway/gateway/itk"
 )
 
 func TestValidNHSNumber(t *testing.T) {
@@ -10,12 +12,12 @@ func TestValidNHSNumber(t *testing.T) {
 		"9000000009": true, "9000000017": true, "9000000025": true, "9000000033": true, "9000000041": true,
 		"9000000068": true, "1234567890": false, "9000000010": false, "900000000": false, "90000000AA": false,
 	} {
-		if got := validNHSNumber(nhs); got != want {
-			t.Errorf("validNHSNumber(%s) = %v, want %v", nhs, got, want)
+		if got := itk.ValidNHSNumber(nhs); got != want {
+			t.Errorf("itk.ValidNHSNumber(%s) = %v, want %v", nhs, got, want)
 		}
 	}
 	for _, p := range DefaultConfig().Patients {
-		if !validNHSNumber(p.NHSNumber) {
+		if !itk.ValidNHSNumber(p.NHSNumber) {
 			t.Errorf("demo patient row with invalid NHS number")
 		}
 	}

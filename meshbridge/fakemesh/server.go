@@ -391,7 +391,7 @@ func (s *Server) authenticate(c *call) bool {
 		writeError(c, http.StatusForbidden, apiError{desc: msgAuthHeader})
 		return false
 	}
-	if !strings.EqualFold(tok.mailbox, pathMailbox) {
+	if !strings.EqualFold(tok.MailboxID, pathMailbox) {
 		writeError(c, http.StatusForbidden, apiError{desc: msgMailboxMismatch})
 		return false
 	}
