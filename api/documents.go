@@ -70,7 +70,7 @@ func (s *server) postDocument(c *gin.Context) {
 
 	var (
 		req      itk.SendRequest
-		hasher   = sha256.New()
+		hasher   = requestHasher(idemKey)
 		mr       *multipart.Reader
 		uploaded *countingReader // the multipart file part, counted as it streams
 	)
@@ -141,7 +141,9 @@ func (s *server) postDocument(c *gin.Context) {
 		if err != nil && mr != nil {
 			err = fmt.Errorf("%w: %w", errUploadBroken, err)
 		}
-		rec.RequestHash = hex.EncodeToString(hasher.Sum(nil))
+		if idemKey != "" {
+			rec.RequestHash = hex.EncodeToString(hasher.Sum(nil))
+		}
 		pw.CloseWithError(err)
 	}()
 	stored, created, err := s.Store.Accept(c.Request.Context(), rec, pr)
@@ -432,3 +434,21 @@ func storeError(err error) *Error {
 		Detail: "The message could not be stored durably, so it was NOT accepted; retry later.", Err: err,
 		Header: http.Header{"Retry-After": {"5"}}}
 }
+
+// requestHasher hashes the request for Idempotency-Key conflict checks; a
+// request without a key is never compared, so it is not hashed.
+func requestHasher(idemKey string) hash.Hash {
+	if idemKey == "" {
+		return nopHash{}
+	}
+	return sha256.New()
+}
+
+// nopHash is a hash.Hash that ignores its input.
+type nopHash struct{}
+
+func (nopHash) Write(p []byte) (int, error) { return len(p), nil }
+func (nopHash) Sum(b []byte) []byte         { return b }
+func (nopHash) Reset()                      {}
+func (nopHash) Size() int                   { return 0 }
+func (nopHash) BlockSize() int              { return 1 }

@@ -88,8 +88,10 @@ func (s *server) processMessage(c *gin.Context) {
 	rec.BundleID = res.BundleIdentifier
 	rec.MessageHeaderID = res.MessageHeaderID
 	rec.SenderReference = res.SenderReference
-	sum := sha256.Sum256(body)
-	rec.RequestHash = hex.EncodeToString(sum[:])
+	if idemKey != "" { // only a request with a key is ever compared
+		sum := sha256.Sum256(body)
+		rec.RequestHash = hex.EncodeToString(sum[:])
+	}
 
 	// The caller's own bytes go to MESH unchanged (no re-serialisation).
 	stored, created, err := s.Store.Accept(c.Request.Context(), rec, bytes.NewReader(bundle))

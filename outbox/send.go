@@ -25,8 +25,11 @@ const (
 // process drives one message as far as it can go now. done means the stream
 // entry can be acked; a non-zero retryAt moves it to the delayed set; neither
 // leaves it pending (shutdown or a Redis failure) to be taken up again.
-func (w *Worker) process(ctx context.Context, id string) (done bool, retryAt time.Time) {
-	rec, err := w.store.Get(ctx, id)
+// rec and err are the record as read with the lock (nil, nil to read it now).
+func (w *Worker) process(ctx context.Context, id string, rec *tracking.Message, err error) (done bool, retryAt time.Time) {
+	if rec == nil && err == nil {
+		rec, err = w.store.Get(ctx, id)
+	}
 	if errors.Is(err, tracking.ErrNotFound) {
 		w.log.WarnContext(ctx, "outbox entry for an unknown message (expired?)", slog.String("message_id", id))
 		return true, time.Time{}
@@ -84,7 +87,7 @@ func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender Me
 		evType = tracking.EventResent
 	}
 	id := rec.ID
-	rec, err := w.store.Transition(ctx, id, []tracking.State{tracking.StateAccepted, tracking.StateSending},
+	rec, err := w.store.TransitionFrom(ctx, rec, []tracking.State{tracking.StateAccepted, tracking.StateSending},
 		tracking.StateSending, tracking.Event{Type: evType, Attempt: rec.Attempts + 1}, func(m *tracking.Message) {
 			m.Attempts++
 			m.FirstChunkAttempts++
@@ -101,7 +104,7 @@ func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender Me
 	}
 	w.log.InfoContext(ctx, "sending to MESH", slog.String("message_id", rec.ID), slog.String("mailbox", rec.Mailbox),
 		slog.Int("attempt", rec.Attempts), slog.Bool("reconcile", evType == tracking.EventResent))
-	body, err := w.store.OpenPayload(ctx, rec.ID, 0)
+	body, err := w.store.OpenPayloadOf(ctx, rec, 0)
 	if err != nil {
 		return w.payloadError(ctx, rec, err)
 	}
@@ -161,7 +164,7 @@ func (w *Worker) resume(ctx context.Context, rec *tracking.Message, sender MeshS
 	from := sent + 1
 	w.log.InfoContext(ctx, "resuming MESH upload", slog.String("message_id", rec.ID), slog.String("mesh_message_id", rec.MeshMessageID),
 		slog.Int("from_chunk", from), slog.Int("chunks", total), slog.Int("attempt", rec.Attempts))
-	body, err := w.store.OpenPayload(ctx, rec.ID, int64(from-1)*cs)
+	body, err := w.store.OpenPayloadOf(ctx, rec, int64(from-1)*cs)
 	if err != nil {
 		return w.payloadError(ctx, rec, err)
 	}
@@ -295,7 +298,7 @@ func safeDescription(err error) string {
 // markSent records a completed send and schedules the first tracking poll.
 func (w *Worker) markSent(ctx context.Context, rec *tracking.Message, meshID string) (bool, time.Time) {
 	now := w.cfg.Now().UTC()
-	out, err := w.store.Transition(ctx, rec.ID, []tracking.State{tracking.StateSending}, tracking.StateSent,
+	out, err := w.store.TransitionFrom(ctx, rec, []tracking.State{tracking.StateSending}, tracking.StateSent,
 		tracking.Event{Type: tracking.EventSent, MeshMessageID: meshID}, func(m *tracking.Message) {
 			m.MeshMessageID = meshID
 			m.SentAt = &now

@@ -307,7 +307,19 @@ func (w *Worker) handle(ctx context.Context, entry redis.XMessage) {
 	consumerPrefix := w.cfg.Consumer + "|"
 	runPrefix := consumerPrefix + w.runID + "|"
 	token := runPrefix + uuid.NewString()
-	ok, err := w.rdb.SetNX(ctx, lockKey(id), token, w.cfg.ClaimIdle).Result()
+	// The lock and the record in one round trip: SET NX runs first, so the
+	// record read is the one this lock holder will change.
+	var (
+		lock   *redis.BoolCmd
+		getRec func() (*tracking.Message, error)
+	)
+	_, _ = w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		lock = p.SetNX(ctx, lockKey(id), token, w.cfg.ClaimIdle)
+		getRec = w.store.QueueGet(ctx, p, id)
+		return nil
+	}) // each command's own result is checked below
+	ok, err := lock.Result()
+	rec, recErr := getRec()
 	if err == nil && !ok {
 		var n int
 		n, err = w.takeover.Run(ctx, w.rdb, []string{lockKey(id)}, consumerPrefix, runPrefix, token, w.cfg.ClaimIdle.Milliseconds()).Int()
@@ -315,6 +327,7 @@ func (w *Worker) handle(ctx context.Context, entry redis.XMessage) {
 		if ok {
 			w.log.InfoContext(ctx, "took over a send lock left by an earlier run of this replica", slog.String("message_id", id))
 		}
+		rec, recErr = w.store.Get(ctx, id) // read under the lock
 	}
 	if err != nil {
 		w.log.WarnContext(ctx, "outbox lock failed", slog.String("message_id", id), slog.String("error", err.Error()))
@@ -331,20 +344,10 @@ func (w *Worker) handle(ctx context.Context, entry redis.XMessage) {
 	hctx, stop := context.WithCancel(ctx)
 	var keep sync.WaitGroup
 	keep.Go(func() { w.keepClaim(hctx, entry.ID, id, token) })
-	defer func() {
-		stop()
-		keep.Wait()
-		bg := context.WithoutCancel(ctx)
-		w.unlock.Run(bg, w.rdb, []string{lockKey(id)}, token)
-	}()
-
-	done, retryAt := w.process(hctx, id)
-	switch {
-	case !retryAt.IsZero():
-		w.scheduleRetry(ctx, entry.ID, id, retryAt)
-	case done:
-		w.ack(ctx, entry.ID)
-	}
+	done, retryAt := w.process(hctx, id, rec, recErr)
+	stop()
+	keep.Wait()
+	w.finish(context.WithoutCancel(ctx), entry.ID, id, token, done, retryAt)
 }
 
 // keepClaim resets the entry's idle time and extends the message lock while
@@ -366,29 +369,35 @@ func (w *Worker) keepClaim(ctx context.Context, entryID, id, token string) {
 
 // ack removes a finished entry; the stream only holds work to do.
 func (w *Worker) ack(ctx context.Context, entryID string) {
-	ctx = context.WithoutCancel(ctx)
-	_, err := w.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAck(ctx, tracking.OutboxStream, Group, entryID)
-		p.XDel(ctx, tracking.OutboxStream, entryID)
-		return nil
-	})
-	if err != nil {
-		w.log.WarnContext(ctx, "outbox ack failed", slog.String("entry", entryID), slog.String("error", err.Error()))
-	}
+	w.finish(ctx, entryID, "", "", true, time.Time{})
 }
 
-// scheduleRetry moves the message to the delayed set and acks its entry in
-// one transaction, so it is neither lost nor doubled.
-func (w *Worker) scheduleRetry(ctx context.Context, entryID, id string, at time.Time) {
-	ctx = context.WithoutCancel(ctx)
+// finish settles a handled entry and releases the message lock in one
+// transaction: a finished entry is acked and deleted (the stream only holds
+// work to do); a retry moves the message to the delayed set and acks its
+// entry, so it is neither lost nor doubled; otherwise the entry stays
+// pending for the next owner. An empty token means no lock is held.
+func (w *Worker) finish(ctx context.Context, entryID, id, token string, done bool, retryAt time.Time) {
+	retry := !retryAt.IsZero()
+	if !done && !retry && token == "" {
+		return
+	}
 	_, err := w.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, tracking.OutboxDelayed, redis.Z{Score: float64(at.UnixMilli()), Member: id})
-		p.XAck(ctx, tracking.OutboxStream, Group, entryID)
-		p.XDel(ctx, tracking.OutboxStream, entryID)
+		if retry {
+			p.ZAdd(ctx, tracking.OutboxDelayed, redis.Z{Score: float64(retryAt.UnixMilli()), Member: id})
+		}
+		if done || retry {
+			p.XAck(ctx, tracking.OutboxStream, Group, entryID)
+			p.XDel(ctx, tracking.OutboxStream, entryID)
+		}
+		if token != "" {
+			w.unlock.Eval(ctx, p, []string{lockKey(id)}, token)
+		}
 		return nil
 	})
 	if err != nil {
-		w.log.WarnContext(ctx, "outbox retry scheduling failed", slog.String("message_id", id), slog.String("error", err.Error()))
+		w.log.WarnContext(ctx, "outbox entry settling failed", slog.String("entry", entryID), slog.String("message_id", id),
+			slog.Bool("retry", retry), slog.String("error", err.Error()))
 	}
 }
 

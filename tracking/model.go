@@ -136,6 +136,10 @@ type Message struct {
 	FirstChunkUnconfirmed bool `json:"firstChunkUnconfirmed,omitempty"`
 	TrackPolls            int  `json:"trackPolls,omitempty"` // MESH tracking polls made after sending
 
+	// stored is the record exactly as read from or written to Redis: the
+	// expected value of the next compare-and-set (TransitionFrom).
+	stored []byte
+
 	CreatedAt   time.Time  `json:"createdAt"`
 	UpdatedAt   time.Time  `json:"updatedAt"`
 	SentAt      *time.Time `json:"sentAt,omitempty"`

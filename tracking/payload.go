@@ -59,25 +59,49 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // one GETRANGE of PayloadChunk bytes at a time. ErrNotFound when the
 // message is unknown, ErrPayloadGone when the document was already removed.
 func (s *Store) OpenPayload(ctx context.Context, id string, offset int64) (io.ReadCloser, error) {
-	if offset < 0 {
-		return nil, errors.New("tracking: open payload: negative offset")
-	}
 	m, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	key := payloadKey(id)
-	n, err := s.rdb.Exists(ctx, key).Result()
-	if err != nil {
-		return nil, fmt.Errorf("tracking: open payload: %w", err)
-	}
-	if n == 0 {
-		return nil, ErrPayloadGone
+	return s.OpenPayloadOf(ctx, m, offset)
+}
+
+// OpenPayloadOf is OpenPayload for a record the caller has just read. The
+// first piece is fetched at once, in the same round trip that checks the
+// document is still stored: a one-piece document costs one round trip.
+func (s *Store) OpenPayloadOf(ctx context.Context, m *Message, offset int64) (io.ReadCloser, error) {
+	if offset < 0 {
+		return nil, errors.New("tracking: open payload: negative offset")
 	}
 	if offset > m.PayloadSize {
 		return nil, fmt.Errorf("tracking: open payload: offset %d beyond size %d", offset, m.PayloadSize)
 	}
-	return &payloadReader{ctx: ctx, rdb: s.rdb, key: key, off: offset, size: m.PayloadSize, piece: int64(s.chunk)}, nil
+	key := payloadKey(m.ID)
+	r := &payloadReader{ctx: ctx, rdb: s.rdb, key: key, off: offset, size: m.PayloadSize, piece: int64(s.chunk)}
+	var (
+		exists *redis.IntCmd
+		first  *redis.StringCmd
+	)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		exists = p.Exists(ctx, key)
+		if offset < m.PayloadSize {
+			first = p.GetRange(ctx, key, offset, min(offset+r.piece, m.PayloadSize)-1)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tracking: open payload: %w", err)
+	}
+	if exists.Val() == 0 {
+		return nil, ErrPayloadGone
+	}
+	if first != nil {
+		data, _ := first.Bytes() // the pipeline's error was checked above
+		if err := r.take(data); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // payloadReader reads [off, size) of a Redis string in bounded pieces.
@@ -101,16 +125,25 @@ func (p *payloadReader) Read(b []byte) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("tracking: read payload: %w", err)
 		}
-		if int64(len(data)) != end-p.off+1 {
-			// The key vanished or shrank under us (retention or a delete).
-			return 0, fmt.Errorf("tracking: read payload: %w", ErrPayloadGone)
+		if err := p.take(data); err != nil {
+			return 0, err
 		}
-		p.buf = data
-		p.off = end + 1
 	}
 	n := copy(b, p.buf)
 	p.buf = p.buf[n:]
 	return n, nil
+}
+
+// take accepts the piece fetched from p.off, which must be whole.
+func (p *payloadReader) take(data []byte) error {
+	want := min(p.off+p.piece, p.size) - p.off
+	if int64(len(data)) != want {
+		// The key vanished or shrank under us (retention or a delete).
+		return fmt.Errorf("tracking: read payload: %w", ErrPayloadGone)
+	}
+	p.buf = data
+	p.off += want
+	return nil
 }
 
 func (p *payloadReader) Close() error { p.buf = nil; return nil }

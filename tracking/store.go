@@ -133,6 +133,7 @@ func decodeMessage(b []byte) (*Message, error) {
 		return nil, fmt.Errorf("tracking: decode record: %w", err)
 	}
 	sm.Message.IdempotencyKey, sm.Message.RequestHash = sm.IdemKey, sm.ReqHash
+	sm.Message.stored = b
 	return sm.Message, nil
 }
 
@@ -216,13 +217,16 @@ func (s *Store) Accept(ctx context.Context, msg *Message, payload io.Reader) (*M
 		if err != nil {
 			return err
 		}
+		m.stored = data
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			if ikey != "" {
 				p.Set(ctx, ikey, m.ID, s.ttl)
 			}
 			p.Rename(ctx, tmp, payloadKey(m.ID))
 			p.Expire(ctx, payloadKey(m.ID), s.ttl)
-			s.queueAcceptWrites(ctx, p, &m, data, now)
+			var w writes
+			s.queueAcceptWrites(&w, &m, data, now)
+			w.queue(ctx, p)
 			return nil
 		})
 		return err
@@ -282,9 +286,12 @@ func (s *Store) acceptSmall(ctx context.Context, m, msg *Message, payload io.Rea
 	if err != nil {
 		return nil, nil, err
 	}
+	m.stored = data
+	var w writes
+	w.set(payloadKey(m.ID), buf[:n], s.ttl)
+	s.queueAcceptWrites(&w, m, data, now)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, payloadKey(m.ID), buf[:n], s.ttl)
-		s.queueAcceptWrites(ctx, p, m, data, now)
+		w.queue(ctx, p)
 		return nil
 	})
 	if err != nil {
@@ -296,17 +303,16 @@ func (s *Store) acceptSmall(ctx context.Context, m, msg *Message, payload io.Rea
 // queueAcceptWrites queues everything Accept writes besides the payload:
 // the record, the client index, lookup indexes, the state index, the outbox
 // entry and the 'accepted' event.
-func (s *Store) queueAcceptWrites(ctx context.Context, p redis.Pipeliner, m *Message, data []byte, now time.Time) {
-	p.Set(ctx, msgKey(m.ID), data, s.ttl)
+func (s *Store) queueAcceptWrites(w *writes, m *Message, data []byte, now time.Time) {
+	w.set(msgKey(m.ID), data, s.ttl)
 	ck := clientKey(m.ClientID)
-	p.ZAdd(ctx, ck, redis.Z{Score: float64(m.CreatedAt.UnixMilli()), Member: m.ID})
-	p.ZRemRangeByScore(ctx, ck, "-inf", "("+strconv.FormatInt(now.Add(-s.ttl).UnixMilli(), 10))
-	p.Expire(ctx, ck, s.ttl)
-	s.queueIndexes(ctx, p, m)
-	p.ZAdd(ctx, stateKey(StateAccepted), redis.Z{Score: float64(now.UnixMilli()), Member: m.ID})
-	p.XAdd(ctx, &redis.XAddArgs{Stream: OutboxStream, ID: "*",
-		Values: []any{"messageId", m.ID, "mailbox", m.Mailbox}})
-	s.queueEvent(ctx, p, m, 0)
+	w.zadd(ck, m.CreatedAt.UnixMilli(), m.ID)
+	w.do("ZREMRANGEBYSCORE", ck, "-inf", "("+strconv.FormatInt(now.Add(-s.ttl).UnixMilli(), 10))
+	w.expire(ck, s.ttl)
+	s.queueIndexes(w, m)
+	w.zadd(stateKey(StateAccepted), now.UnixMilli(), m.ID)
+	w.do("XADD", OutboxStream, "*", "messageId", m.ID, "mailbox", m.Mailbox)
+	s.queueEvent(w, m, 0)
 }
 
 // watchRetry runs txf under WATCH keys, repeating it when another client
@@ -328,43 +334,40 @@ func (s *Store) watchRetry(ctx context.Context, txf func(*redis.Tx) error, keys 
 }
 
 // queueIndexes (re)writes every lookup key of m with the record's TTL.
-func (s *Store) queueIndexes(ctx context.Context, p redis.Pipeliner, m *Message) {
+func (s *Store) queueIndexes(w *writes, m *Message) {
 	if m.MeshMessageID != "" {
-		p.Set(ctx, meshKey(m.MeshMessageID), m.ID, s.ttl)
+		w.set(meshKey(m.MeshMessageID), m.ID, s.ttl)
 	}
 	for _, ref := range []string{m.MessageHeaderID, m.BundleID, m.SenderReference} {
 		if ref != "" {
-			p.Set(ctx, itkKey(ref), m.ID, s.ttl)
+			w.set(itkKey(ref), m.ID, s.ttl)
 		}
 	}
 	if m.IdempotencyKey != "" {
-		p.Expire(ctx, idemKey(m.ClientID, m.IdempotencyKey), s.ttl)
+		w.expire(idemKey(m.ClientID, m.IdempotencyKey), s.ttl)
 	}
-	p.Expire(ctx, clientKey(m.ClientID), s.ttl)
+	w.expire(clientKey(m.ClientID), s.ttl)
 }
 
 // queueEvent publishes history entry seq of m on the event bus. The fields
 // are a contract with other packages: ids, state and codes only.
-func (s *Store) queueEvent(ctx context.Context, p redis.Pipeliner, m *Message, seq int) {
+func (s *Store) queueEvent(w *writes, m *Message, seq int) {
 	ev := m.Events[seq]
 	mesh := ev.MeshMessageID
 	if mesh == "" {
 		mesh = m.MeshMessageID
 	}
-	p.XAdd(ctx, &redis.XAddArgs{
-		Stream: EventsStream, MaxLen: eventsMaxLen, Approx: true, ID: "*",
-		Values: []any{
-			"eventId", EventID(m.ID, seq),
-			"messageId", m.ID,
-			"clientId", m.ClientID,
-			"type", string(ev.Type),
-			"state", string(ev.State),
-			"code", ev.Code,
-			"display", ev.Display,
-			"meshMessageId", mesh,
-			"at", ev.At.UTC().Format(time.RFC3339Nano),
-		},
-	})
+	w.do("XADD", EventsStream, "MAXLEN", "~", eventsMaxLen, "*",
+		"eventId", EventID(m.ID, seq),
+		"messageId", m.ID,
+		"clientId", m.ClientID,
+		"type", string(ev.Type),
+		"state", string(ev.State),
+		"code", ev.Code,
+		"display", ev.Display,
+		"meshMessageId", mesh,
+		"at", ev.At.UTC().Format(time.RFC3339Nano),
+	)
 }
 
 // EventID is the stable id of history entry seq of a message.
@@ -373,6 +376,23 @@ func EventID(messageID string, seq int) string { return messageID + ":" + strcon
 // Get returns the record of message id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*Message, error) {
 	return getWith(ctx, s.rdb, id)
+}
+
+// QueueGet adds a read of message id to pipeline p, so a caller can fetch
+// the record in the same round trip as its own commands; the returned
+// function gives the record (or ErrNotFound) once p has run.
+func (s *Store) QueueGet(ctx context.Context, p redis.Pipeliner, id string) func() (*Message, error) {
+	cmd := p.Get(ctx, msgKey(id))
+	return func() (*Message, error) {
+		b, err := cmd.Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tracking: get: %w", err)
+		}
+		return decodeMessage(b)
+	}
 }
 
 func getWith(ctx context.Context, c redis.Cmdable, id string) (*Message, error) {
@@ -398,7 +418,18 @@ func (s *Store) Transition(ctx context.Context, id string, from []State, to Stat
 // in the same compare-and-set: each of via is appended (and published)
 // before ev, e.g. "delivered" when an acknowledgement proves delivery.
 func (s *Store) TransitionVia(ctx context.Context, id string, from []State, via []Event, to State, ev Event, mutate func(*Message)) (*Message, error) {
-	return s.modify(ctx, id, func(m *Message) ([]Event, error) {
+	return s.modify(ctx, id, nil, transitionChange(id, from, via, to, ev, mutate))
+}
+
+// TransitionFrom is Transition for rec as the caller last read or wrote it
+// (from Get or an earlier change): its stored form is the compare-and-set's
+// expected value, which saves a read when nobody else changed it since.
+func (s *Store) TransitionFrom(ctx context.Context, rec *Message, from []State, to State, ev Event, mutate func(*Message)) (*Message, error) {
+	return s.modify(ctx, rec.ID, rec.stored, transitionChange(rec.ID, from, nil, to, ev, mutate))
+}
+
+func transitionChange(id string, from []State, via []Event, to State, ev Event, mutate func(*Message)) func(*Message) ([]Event, error) {
+	return func(m *Message) ([]Event, error) {
 		if len(from) > 0 && !slices.Contains(from, m.State) {
 			return nil, fmt.Errorf("%w: %s is %s, want one of %v", ErrStateConflict, id, m.State, from)
 		}
@@ -408,14 +439,14 @@ func (s *Store) TransitionVia(ctx context.Context, id string, from []State, via 
 		m.State = to
 		ev.State = to
 		return append(append([]Event(nil), via...), ev), nil
-	})
+	}
 }
 
 // Update applies mutate to message id without a state change or event
 // (recording the MESH id, attempt counters). mutate may run more than once
 // when another writer races; an error from it aborts the update.
 func (s *Store) Update(ctx context.Context, id string, mutate func(*Message) error) (*Message, error) {
-	return s.modify(ctx, id, func(m *Message) ([]Event, error) {
+	return s.modify(ctx, id, nil, func(m *Message) ([]Event, error) {
 		state := m.State
 		if err := mutate(m); err != nil {
 			return nil, err
@@ -430,7 +461,7 @@ func (s *Store) Update(ctx context.Context, id string, mutate func(*Message) err
 // AddEvent appends ev to the history of message id without a state change
 // and publishes it.
 func (s *Store) AddEvent(ctx context.Context, id string, ev Event) error {
-	_, err := s.modify(ctx, id, func(m *Message) ([]Event, error) {
+	_, err := s.modify(ctx, id, nil, func(m *Message) ([]Event, error) {
 		ev.State = m.State
 		return []Event{ev}, nil
 	})
@@ -438,67 +469,100 @@ func (s *Store) AddEvent(ctx context.Context, id string, ev Event) error {
 }
 
 // modify is the compare-and-set loop behind Transition, Update and AddEvent.
-// change works on a fresh copy of the record each attempt.
-func (s *Store) modify(ctx context.Context, id string, change func(*Message) ([]Event, error)) (*Message, error) {
-	var out *Message
+// change works on a fresh copy of the record each attempt. One GET and one
+// script call per attempt: the script applies the writes only if the record
+// is still the one read, and hands back the newer record if not.
+// raw, when known, is the record as the caller last saw it; nil reads it.
+func (s *Store) modify(ctx context.Context, id string, raw []byte, change func(*Message) ([]Event, error)) (*Message, error) {
 	key := msgKey(id)
-	txf := func(tx *redis.Tx) error {
-		m, err := getWith(ctx, tx, id)
+	if raw == nil {
+		var err error
+		raw, err = s.rdb.Get(ctx, key).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil, ErrNotFound
+		}
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("tracking: update %s: get: %w", id, err)
 		}
-		prevState := m.State
-		evs, err := change(m)
-		if err != nil {
-			return err
-		}
-		now := s.now().UTC()
-		m.UpdatedAt = now
-		firstSeq := len(m.Events)
-		for _, ev := range evs {
-			if ev.At.IsZero() {
-				ev.At = now
-			}
-			if ev.MeshMessageID == "" {
-				ev.MeshMessageID = m.MeshMessageID
-			}
-			m.Events = append(m.Events, ev)
-		}
-		data, err := encodeMessage(m)
-		if err != nil {
-			return err
-		}
-		// Once MESH has the document (or never will) the copy here is only risk.
-		dropPayload := !s.keep && m.State != StateAccepted && m.State != StateSending
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, key, data, s.ttl)
-			s.queueIndexes(ctx, p, m)
-			if m.State != prevState {
-				p.ZRem(ctx, stateKey(prevState), id)
-				p.ZAdd(ctx, stateKey(m.State), redis.Z{Score: float64(now.UnixMilli()), Member: id})
-			}
-			if dropPayload {
-				p.Del(ctx, payloadKey(id))
-			} else {
-				p.Expire(ctx, payloadKey(id), s.ttl)
-			}
-			for seq := firstSeq; seq < len(m.Events); seq++ {
-				s.queueEvent(ctx, p, m, seq)
-			}
-			return nil
-		})
-		if err == nil {
-			out = m
-		}
-		return err
 	}
-	if err := s.watchRetry(ctx, txf, key); err != nil {
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrStateConflict) {
+	for attempt := 0; ; attempt++ {
+		if raw == nil { // gone between attempts (expired)
+			return nil, ErrNotFound
+		}
+		m, err := decodeMessage(raw)
+		if err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("tracking: update %s: %w", id, err)
+		w, err := s.changeWrites(m, change)
+		if err != nil {
+			return nil, err
+		}
+		res, err := casApply(ctx, s.rdb, key, raw, w)
+		if err != nil {
+			return nil, fmt.Errorf("tracking: update %s: %w", id, err)
+		}
+		if res.applied {
+			return m, nil
+		}
+		if attempt+1 >= maxCASAttempts {
+			return nil, fmt.Errorf("tracking: update %s: %w", id, ErrContention)
+		}
+		// Another writer won: start again from what it wrote.
+		raw = res.current
+		if attempt > 0 { // a hot record: back off a little so no writer starves
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(attempt) * time.Millisecond):
+			}
+		}
 	}
-	return out, nil
+}
+
+// changeWrites applies change to m and lists the writes that store it:
+// the record, its indexes, the state index, the payload's fate and the
+// new events.
+func (s *Store) changeWrites(m *Message, change func(*Message) ([]Event, error)) (*writes, error) {
+	id := m.ID
+	prevState := m.State
+	evs, err := change(m)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	m.UpdatedAt = now
+	firstSeq := len(m.Events)
+	for _, ev := range evs {
+		if ev.At.IsZero() {
+			ev.At = now
+		}
+		if ev.MeshMessageID == "" {
+			ev.MeshMessageID = m.MeshMessageID
+		}
+		m.Events = append(m.Events, ev)
+	}
+	data, err := encodeMessage(m)
+	if err != nil {
+		return nil, err
+	}
+	m.stored = data
+	w := &writes{}
+	w.set(msgKey(id), data, s.ttl)
+	s.queueIndexes(w, m)
+	if m.State != prevState {
+		w.do("ZREM", stateKey(prevState), id)
+		w.zadd(stateKey(m.State), now.UnixMilli(), id)
+	}
+	// Once MESH has the document (or never will) the copy here is only risk.
+	if !s.keep && m.State != StateAccepted && m.State != StateSending {
+		w.do("DEL", payloadKey(id))
+	} else {
+		w.expire(payloadKey(id), s.ttl)
+	}
+	for seq := firstSeq; seq < len(m.Events); seq++ {
+		s.queueEvent(w, m, seq)
+	}
+	return w, nil
 }
 
 // FindByMeshMessageID returns the message MESH knows by meshID (REPORT and

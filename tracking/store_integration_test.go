@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -136,4 +138,63 @@ func BenchmarkAccept100KBParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "docs/s")
+}
+
+// The compare-and-set script on a real Redis: concurrent writers never lose
+// an update, a state change moves the state indexes and drops the payload
+// once sent, and the script's writes reach the AOF like any other command.
+func TestRealRedisCompareAndSetScript(t *testing.T) {
+	s, rdb := realStore(t, StoreOptions{})
+	ctx := context.Background()
+	if _, _, err := s.Accept(ctx, newMsg("c1", "m1"), strings.NewReader("doc")); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				if _, err := s.Update(ctx, "m1", func(m *Message) error { m.Attempts++; return nil }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rec, err := s.Get(ctx, "m1")
+	if err != nil || rec.Attempts != 200 {
+		t.Fatalf("Attempts = %v (%v), want 200", rec, err)
+	}
+	if _, err := s.Transition(ctx, "m1", []State{StateAccepted}, StateSending, Event{Type: EventSendAttempt}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, "m1", []State{StateAccepted}, StateSending, Event{Type: EventSendAttempt}, nil); !errors.Is(err, ErrStateConflict) {
+		t.Fatalf("second accepted→sending = %v, want ErrStateConflict", err)
+	}
+	if _, err := s.Transition(ctx, "m1", []State{StateSending}, StateSent, Event{Type: EventSent, MeshMessageID: "MESH1"},
+		func(m *Message) { m.MeshMessageID = "MESH1" }); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Exists(ctx, payloadKey("m1")).Result(); n != 0 {
+		t.Fatal("payload kept after sent")
+	}
+	if got, _ := rdb.ZScore(ctx, stateKey(StateSent), "m1").Result(); got == 0 {
+		t.Fatal("not indexed as sent")
+	}
+	if n, _ := rdb.ZCard(ctx, stateKey(StateAccepted)).Result(); n != 0 {
+		t.Fatalf("still indexed as accepted (%d)", n)
+	}
+	if rec, err := s.FindByMeshMessageID(ctx, "MESH1"); err != nil || rec.ID != "m1" {
+		t.Fatalf("FindByMeshMessageID = %v, %v", rec, err)
+	}
+	if ttl, _ := rdb.PTTL(ctx, meshKey("MESH1")).Result(); ttl <= 0 {
+		t.Fatalf("mesh index TTL %v", ttl)
+	}
+	if n, _ := rdb.XLen(ctx, EventsStream).Result(); n != 3 {
+		t.Fatalf("events = %d, want accepted, send attempt, sent", n)
+	}
+	rdb.Del(ctx, msgKey("m1"))
+	if _, err := s.Update(ctx, "m1", func(m *Message) error { return nil }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Update(expired) = %v", err)
+	}
 }

@@ -533,3 +533,40 @@ func TestAcceptRefusesFailedPayload(t *testing.T) {
 		t.Fatalf("records after failed accepts: %d, %v", len(page), err)
 	}
 }
+
+// TransitionFrom uses the record the caller holds as the expected value: a
+// fresh one needs no read, a stale one is refreshed and the change applied
+// to what is stored now, and the state check still sees the stored state.
+func TestTransitionFrom(t *testing.T) {
+	s, _, _ := newTestStore(t, StoreOptions{})
+	ctx := context.Background()
+	if _, _, err := s.Accept(ctx, newMsg("c1", "m1"), strings.NewReader("doc")); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := s.Get(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, "m1", func(m *Message) error { m.Attempts = 7; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	sending, err := s.TransitionFrom(ctx, stale, []State{StateAccepted}, StateSending, Event{Type: EventSendAttempt},
+		func(m *Message) { m.FirstChunkAttempts++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sending.Attempts != 7 || sending.FirstChunkAttempts != 1 || sending.State != StateSending {
+		t.Fatalf("after stale TransitionFrom: %+v", sending)
+	}
+	if _, err := s.TransitionFrom(ctx, stale, []State{StateAccepted}, StateSending, Event{Type: EventSendAttempt}, nil); !errors.Is(err, ErrStateConflict) {
+		t.Fatalf("stale record, state moved on: %v, want ErrStateConflict", err)
+	}
+	sent, err := s.TransitionFrom(ctx, sending, []State{StateSending}, StateSent, Event{Type: EventSent}, nil)
+	if err != nil || sent.State != StateSent {
+		t.Fatalf("fresh TransitionFrom = %v, %v", sent, err)
+	}
+	got, _ := s.Get(ctx, "m1")
+	if got.State != StateSent || got.Attempts != 7 || len(got.Events) != 3 {
+		t.Fatalf("stored: state %s attempts %d events %d", got.State, got.Attempts, len(got.Events))
+	}
+}
