@@ -7,6 +7,12 @@
 //
 // Scenarios:
 //
+//	ceiling      calibration, always run first and before the stack starts: a fresh
+//	             redis-server started like the stack's (AOF everysec) and one with
+//	             AOF off take SET+DEL of the ITK3 bundle one document stores, from C
+//	             go-redis connections (SETs/s, redis-server CPU ms per SET); and a
+//	             do-nothing in-process net/http server takes the intake JSON body
+//	             from C callers (req/s). What the box can do; no target.
 //	intake       N JSON documents (100 KB PDF, base64) from C concurrent callers with
 //	             pre-signed JWTs: docs/s and p50/p95/p99 of the 202.
 //	             Targets: >= 2,000 docs/s, p99 <= 50 ms.
@@ -45,6 +51,7 @@ type options struct {
 	docs        int
 	concurrency int
 	docSize     int64
+	ceilingOps  int
 	uploadSize  int64
 	jsonOut     bool
 	keep        bool
@@ -52,7 +59,7 @@ type options struct {
 	gatewayEnv  map[string]string
 }
 
-var allScenarios = []string{"intake", "e2e", "upload100mb"}
+var allScenarios = []string{"ceiling", "intake", "e2e", "upload100mb"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -71,10 +78,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("meshgw-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.gateway, "gateway", "", "gateway binary to test (default: go build ./cmd/gateway into a temp dir)")
-	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run: intake, e2e, upload100mb")
+	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run: ceiling (calibration, always first), intake, e2e, upload100mb")
 	fs.IntVar(&o.docs, "n", 5000, "documents per intake and e2e run")
-	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent callers for intake and e2e")
-	fs.Int64Var(&o.docSize, "doc-size", 100*1024, "PDF size in bytes for intake and e2e (sent base64 in JSON)")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent callers for intake, e2e and ceiling")
+	fs.IntVar(&o.ceilingOps, "ceiling-n", 5000, "operations per ceiling (calibration) measurement")
+	fs.Int64Var(&o.docSize, "doc-size", 100*1024, "PDF size in bytes for intake, e2e and ceiling (sent base64 in JSON)")
 	fs.Int64Var(&o.uploadSize, "upload-size", 100_000_000, "file size in bytes for upload100mb (streamed multipart)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the results as JSON instead of a table")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (process logs, registry) and print its path")
@@ -94,6 +102,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 Starts redis-server (AOF, appendfsync everysec), gateway fakemesh and
 gateway serve on loopback, runs each scenario once and prints the figures
 next to their targets:
+  ceiling      calibration, run first on its own: redis-server alone (AOF everysec as
+               the stack runs it, and AOF off) taking SET+DEL of one document's stored
+               ITK3 bundle from C connections, and a do-nothing loopback HTTP server
+               taking the intake body from C callers; printed apart, no target
   intake       N x 100 KB PDF (JSON, base64) from C callers: docs/s, p50/p95/p99 of the 202
                (targets >= 2,000 docs/s, p99 <= 50 ms)
   e2e          first POST until every document is sent to MESH: docs/s (target >= 1,830)
@@ -130,6 +142,8 @@ flags:
 		return o, errors.New("no scenario selected")
 	case o.docs < 1 || o.docs > 1_000_000:
 		return o, errors.New("-n must be 1..1000000")
+	case o.ceilingOps < 1 || o.ceilingOps > 1_000_000:
+		return o, errors.New("-ceiling-n must be 1..1000000")
 	case o.concurrency < 1 || o.concurrency > 1024:
 		return o, errors.New("-concurrency must be 1..1024")
 	case o.docSize < 64 || o.docSize > 50<<20:
@@ -157,24 +171,80 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
+	host := Host{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), LoadAvgStart: loadAvg()}
+	var calibration []Calibration
+	var stackScenarios []string
+	for _, name := range o.scenarios {
+		if name != "ceiling" {
+			stackScenarios = append(stackScenarios, name)
+			continue
+		}
+		// Before the stack starts: nothing else of ours runs meanwhile.
+		fmt.Fprintln(stderr, "scenario ceiling (calibration) ...")
+		c, err := newCeiling(o, stderr)
+		if err != nil {
+			return err
+		}
+		calibration = append(calibration, c.run(ctx)...)
+	}
+	var (
+		results  []Result
+		stackErr error // reported after the calibration figures are printed
+	)
+	if len(stackScenarios) > 0 && ctx.Err() == nil {
+		results, stackErr = runStack(ctx, o, stackScenarios, dir, stderr)
+	}
+	host.LoadAvgEnd = loadAvg()
+	if o.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(Report{Host: host, Calibration: calibration, Results: results}); err != nil {
+			return fmt.Errorf("encode results: %w", err)
+		}
+	} else {
+		fmt.Fprintf(stdout, "host: %d CPUs (GOMAXPROCS %d), %s; load average %s at start, %s at end (everything shares these CPUs)\n",
+			host.CPUs, host.GOMAXPROCS, host.GoVersion, host.LoadAvgStart, host.LoadAvgEnd)
+		if len(calibration) > 0 {
+			printCalibration(stdout, calibration)
+		}
+		if len(results) > 0 {
+			if len(calibration) > 0 {
+				fmt.Fprintln(stdout)
+			}
+			printTable(stdout, results)
+		}
+	}
+	if stackErr != nil {
+		return stackErr
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	return nil
+}
+
+// runStack starts redis-server, fakemesh and the gateway and runs the
+// target scenarios against them in order.
+func runStack(ctx context.Context, o options, scenarios []string, dir string, stderr io.Writer) ([]Result, error) {
+	var err error
 	bin := o.gateway
 	if bin == "" {
 		fmt.Fprintln(stderr, "building the gateway ...")
 		if bin, err = stack.BuildGateway(ctx, dir); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	fmt.Fprintln(stderr, "starting redis-server, fakemesh and the gateway ...")
 	st, err := stack.Start(ctx, stack.Options{GatewayBin: bin, Dir: dir, AppendFsync: "everysec", GatewayEnv: o.gatewayEnv})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer st.Close()
 
-	host := Host{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), LoadAvgStart: loadAvg()}
 	b := &bench{opts: o, st: st, log: stderr}
 	var results []Result
-	for _, name := range o.scenarios {
+	for _, name := range scenarios {
 		fmt.Fprintf(stderr, "scenario %s ...\n", name)
 		var r Result
 		switch name {
@@ -193,29 +263,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			break
 		}
 	}
-	host.LoadAvgEnd = loadAvg()
-	if o.jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(Report{Host: host, Results: results}); err != nil {
-			return fmt.Errorf("encode results: %w", err)
-		}
-	} else {
-		fmt.Fprintf(stdout, "host: %d CPUs (GOMAXPROCS %d), %s; load average %s at start, %s at end (everything shares these CPUs)\n",
-			host.CPUs, host.GOMAXPROCS, host.GoVersion, host.LoadAvgStart, host.LoadAvgEnd)
-		printTable(stdout, results)
-	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted: %w", ctx.Err())
-	}
-	return nil
+	return results, nil
 }
 
 // Report is the --json output.
 type Report struct {
-	Host    Host     `json:"host"`
-	Results []Result `json:"results"`
+	Host Host `json:"host"`
+	// Calibration holds the ceiling scenario's measurements: yardsticks,
+	// not targets.
+	Calibration []Calibration `json:"calibration,omitempty"`
+	Results     []Result      `json:"results"`
 }
 
 // Host describes the machine the figures come from: the bench, Redis,

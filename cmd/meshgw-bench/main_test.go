@@ -13,8 +13,11 @@ func TestParseFlags(t *testing.T) {
 		wantErr bool
 		want    int // scenarios
 	}{
-		{"defaults", nil, false, 3},
+		{"defaults", nil, false, 4},
 		{"one scenario", []string{"-scenarios", "intake", "-n", "10"}, false, 1},
+		{"ceiling only", []string{"-scenarios", "ceiling", "-ceiling-n", "100"}, false, 1},
+		{"ceiling listed last", []string{"-scenarios", "intake, ceiling"}, false, 2},
+		{"bad ceiling-n", []string{"-scenarios", "ceiling", "-ceiling-n", "0"}, true, 0},
 		{"unknown scenario", []string{"-scenarios", "intake,soak"}, true, 0},
 		{"empty scenarios", []string{"-scenarios", ","}, true, 0},
 		{"bad n", []string{"-n", "0"}, true, 0},
@@ -31,6 +34,19 @@ func TestParseFlags(t *testing.T) {
 				t.Fatalf("scenarios %v, want %d", o.scenarios, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseFlagsCeiling(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.scenarios[0] != "ceiling" || o.ceilingOps != 5000 {
+		t.Fatalf("defaults: scenarios %v, ceiling-n %d; want ceiling first, 5000", o.scenarios, o.ceilingOps)
+	}
+	if o, err = parseFlags([]string{"-scenarios", "ceiling", "-ceiling-n", "250"}, io.Discard); err != nil || o.ceilingOps != 250 {
+		t.Fatalf("ceiling-n 250: %d, %v", o.ceilingOps, err)
 	}
 }
 

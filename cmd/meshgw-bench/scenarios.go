@@ -125,8 +125,11 @@ func (b *bench) post(ctx context.Context, body []byte, tokens []string) burst {
 	return out
 }
 
-func (b *bench) documentBody() ([]byte, error) {
-	return stack.DocumentJSON("Consultation summary", stack.PDFBytes(b.opts.docSize, 1))
+func (b *bench) documentBody() ([]byte, error) { return documentBody(b.opts.docSize) }
+
+// documentBody is the intake JSON request carrying a docSize-byte PDF.
+func documentBody(docSize int64) ([]byte, error) {
+	return stack.DocumentJSON("Consultation summary", stack.PDFBytes(docSize, 1))
 }
 
 func (b *bench) intake(ctx context.Context) (Result, error) {

@@ -151,23 +151,33 @@ func (p *Process) PeakRSS() (int64, error) {
 // CPUTime is the CPU time (user + system) the process has used so far,
 // from /proc/<pid>/stat (Linux clock ticks of 10 ms).
 func (p *Process) CPUTime() (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/stat")
+	self, _, err := ProcCPU(p.Pid())
+	return self, err
+}
+
+// ProcCPU reads /proc/<pid>/stat: self is the process's own CPU time, all
+// threads together (utime + stime); children is that of its exited and
+// reaped children (cutime + cstime), e.g. redis-server's AOF-rewrite forks.
+// The resolution is one Linux clock tick (10 ms).
+func ProcCPU(pid int) (self, children time.Duration, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, fmt.Errorf("stack: read /proc stat: %w", err)
+		return 0, 0, fmt.Errorf("stack: read /proc stat: %w", err)
 	}
 	// The command name (field 2) may hold spaces; fields after ")" are fixed.
 	_, rest, ok := strings.Cut(string(b), ") ")
 	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0, errors.New("stack: unexpected /proc stat format")
+	if !ok || len(f) < 15 {
+		return 0, 0, errors.New("stack: unexpected /proc stat format")
 	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, errors.New("stack: unexpected /proc stat values")
+	var t [4]int64 // utime, stime, cutime, cstime: fields 14-17
+	for i := range t {
+		if t[i], err = strconv.ParseInt(f[11+i], 10, 64); err != nil {
+			return 0, 0, errors.New("stack: unexpected /proc stat values")
+		}
 	}
 	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
-	return time.Duration(utime+stime) * tick, nil
+	return time.Duration(t[0]+t[1]) * tick, time.Duration(t[2]+t[3]) * tick, nil
 }
 
 // RSS reads VmRSS (the current resident set size) from /proc in bytes.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/meshgateway/gateway/registry"
 )
@@ -64,5 +65,26 @@ func TestRegistryYAMLLoads(t *testing.T) {
 	tok, err := c.Token()
 	if err != nil || tok == "" {
 		t.Fatalf("token: %q %v", tok, err)
+	}
+}
+
+func TestProcCPU(t *testing.T) {
+	self0, _, err := ProcCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin until a clock tick is charged (bounded: a loaded machine may
+	// schedule this test rarely).
+	var self1, children time.Duration
+	for start := time.Now(); time.Since(start) < 5*time.Second; {
+		if self1, children, err = ProcCPU(os.Getpid()); err != nil || self1 > self0 {
+			break
+		}
+	}
+	if err != nil || self1 <= self0 || children < 0 {
+		t.Fatalf("self %v -> %v, children %v, err %v", self0, self1, children, err)
+	}
+	if _, _, err := ProcCPU(1 << 30); err == nil {
+		t.Fatal("no error for a missing pid")
 	}
 }
