@@ -254,7 +254,7 @@ func (a *App) Demo() *DemoInfo {
 
 func (a *App) router(verifier *auth.Verifier) http.Handler {
 	opts := api.Options{
-		Logger: a.log, Auth: authenticator{verifier}, Store: a.store, Resolver: resolver{a.meshes},
+		Logger: a.log, Auth: authenticator{verifier}, Store: a.store, Resolver: newCachedResolver(resolver{a.meshes}, a.cfg.MeshLookupCacheTTL),
 		Deliveries: deliveries{a.webhooks}, MaxBodyBytes: a.cfg.MaxBodyBytes, RecommendedBytes: a.cfg.RecommendedBytes,
 		Ready:      []api.ReadyCheck{{Name: "redis", Check: func(ctx context.Context) error { return redisconn.Ping(ctx, a.rdb) }}},
 		Middleware: []gin.HandlerFunc{a.metrics.GinMiddleware},

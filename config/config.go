@@ -31,6 +31,8 @@ type Config struct {
 
 	MeshCompressThreshold int64 `env:"MESH_COMPRESS_THRESHOLD" envDefault:"20971520"` // gzip messages at least this large (the NHS serverless client's default)
 
+	MeshLookupCacheTTL time.Duration `env:"MESH_LOOKUP_CACHE_TTL" envDefault:"10m"` // keep endpoint lookup answers (odsCode → mailbox); 0 = off
+
 	RedisURL string `env:"REDIS_URL"`
 
 	GatewayConfig string `env:"GATEWAY_CONFIG"`   // path to the client/mailbox registry YAML
@@ -116,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("MAX_BODY_BYTES must be at least 1024"))
+	}
+	if c.MeshLookupCacheTTL < 0 {
+		errs = append(errs, errors.New("MESH_LOOKUP_CACHE_TTL must not be negative"))
 	}
 	if c.ClientRateLimit < 0 || c.ClientRateBurst < 0 {
 		errs = append(errs, errors.New("CLIENT_RATE_LIMIT and CLIENT_RATE_BURST must not be negative"))
