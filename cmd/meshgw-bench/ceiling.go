@@ -43,7 +43,12 @@ type Calibration struct {
 	// RedisCPUms is redis-server's own CPU time (utime+stime, all threads,
 	// from /proc) per SET; RedisChildCPUms that of its finished AOF-rewrite
 	// children (cutime+cstime), also per SET.
-	RedisCPUms      float64 `json:"redisCpuMsPerSet,omitempty"`
+	RedisCPUms float64 `json:"redisCpuMsPerSet,omitempty"`
+	// RedisMainCPUms is the part of RedisCPUms spent in redis-server's
+	// main thread, which executes every command and writes the AOF: one
+	// core's worth of it, 1000/RedisMainCPUms SETs/s, is the most one
+	// redis-server can take on this machine at this value size.
+	RedisMainCPUms  float64 `json:"redisMainThreadCpuMsPerSet,omitempty"`
 	RedisChildCPUms float64 `json:"redisChildCpuMsPerSet,omitempty"`
 	AOFRewrites     int     `json:"aofRewrites,omitempty"`
 	// AOFDelayedFsync counts the times redis-server held back its AOF
@@ -170,11 +175,13 @@ func (c *ceiling) redis(ctx context.Context, name, what string, extra ...string)
 	rew0, _ := redisInfoInt(ctx, rdb, "persistence", "aof_rewrites")
 	delayed0, _ := redisInfoInt(ctx, rdb, "persistence", "aof_delayed_fsync")
 	srv0, child0, err0 := stack.ProcCPU(pid)
-	self0, _, err1 := stack.ProcCPU(os.Getpid())
+	main0, err1 := stack.ThreadCPU(pid, pid)
+	self0, _, err2 := stack.ProcCPU(os.Getpid())
 	res := drive(ctx, c.ops, c.conc, setDel("ceiling:"))
-	srv1, _, err2 := stack.ProcCPU(pid)
-	self1, _, err3 := stack.ProcCPU(os.Getpid())
-	if err := errors.Join(err0, err1, err2, err3); err != nil {
+	srv1, _, err3 := stack.ProcCPU(pid)
+	main1, err4 := stack.ThreadCPU(pid, pid)
+	self1, _, err5 := stack.ProcCPU(os.Getpid())
+	if err := errors.Join(err0, err1, err2, err3, err4, err5); err != nil {
 		r.Error = err.Error()
 		return r
 	}
@@ -193,6 +200,7 @@ func (c *ceiling) redis(ctx context.Context, name, what string, extra ...string)
 	done := len(res.latencies)
 	r.fill(res)
 	r.RedisCPUms = cpuPerDoc(srv1-srv0, done)
+	r.RedisMainCPUms = cpuPerDoc(main1-main0, done)
 	r.RedisChildCPUms = cpuPerDoc(child1-child0, done)
 	r.AOFRewrites = rew1 - rew0
 	r.AOFDelayedFsync = delayed1 - delayed0
@@ -357,8 +365,12 @@ func printCalibration(w io.Writer, cal []Calibration) {
 		case r.Error != "" && r.Ops == 0:
 			res = "ERROR: " + r.Error
 		case r.Unit == "SET/s":
-			res = fmt.Sprintf("%.0f SETs/s (%d in %.2fs); op p50 %.1f ms, p99 %.1f ms; redis-server CPU %.3f ms/SET",
-				r.OpsPerSec, r.Ops, r.Seconds, r.P50ms, r.P99ms, r.RedisCPUms)
+			res = fmt.Sprintf("%.0f SETs/s (%d in %.2fs); op p50 %.1f ms, p99 %.1f ms; redis-server CPU %.3f ms/SET (main thread %.3f",
+				r.OpsPerSec, r.Ops, r.Seconds, r.P50ms, r.P99ms, r.RedisCPUms, r.RedisMainCPUms)
+			if r.RedisMainCPUms > 0 {
+				res += fmt.Sprintf(": ~%.0f SETs/s max with a core to itself", 1000/r.RedisMainCPUms)
+			}
+			res += ")"
 			if r.AOFRewrites > 0 || r.RedisChildCPUms > 0 {
 				res += fmt.Sprintf(" + %.3f ms/SET in %d AOF-rewrite children", r.RedisChildCPUms, r.AOFRewrites)
 			}

@@ -83,7 +83,7 @@ func TestCeilingShort(t *testing.T) {
 
 	var out bytes.Buffer
 	printCalibration(&out, cal)
-	for _, want := range []string{"calibration", "not targets", "redis-aof", "SETs/s", "redis-server CPU", "http-hop", "req/s"} {
+	for _, want := range []string{"calibration", "not targets", "redis-aof", "SETs/s", "redis-server CPU", "main thread", "http-hop", "req/s"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

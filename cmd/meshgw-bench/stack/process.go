@@ -160,7 +160,19 @@ func (p *Process) CPUTime() (time.Duration, error) {
 // reaped children (cutime + cstime), e.g. redis-server's AOF-rewrite forks.
 // The resolution is one Linux clock tick (10 ms).
 func ProcCPU(pid int) (self, children time.Duration, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return statCPU("/proc/" + strconv.Itoa(pid) + "/stat")
+}
+
+// ThreadCPU is the CPU time (utime + stime) of one thread tid of process
+// pid, from /proc/<pid>/task/<tid>/stat; a process's main thread has
+// tid == pid.
+func ThreadCPU(pid, tid int) (time.Duration, error) {
+	self, _, err := statCPU("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+	return self, err
+}
+
+func statCPU(path string) (self, children time.Duration, err error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("stack: read /proc stat: %w", err)
 	}

@@ -84,6 +84,11 @@ func TestProcCPU(t *testing.T) {
 	if err != nil || self1 <= self0 || children < 0 {
 		t.Fatalf("self %v -> %v, children %v, err %v", self0, self1, children, err)
 	}
+	main, err := ThreadCPU(os.Getpid(), os.Getpid())
+	self2, _, err2 := ProcCPU(os.Getpid()) // read after: a thread never has more than its process
+	if err != nil || err2 != nil || main < 0 || main > self2 {
+		t.Fatalf("main thread %v (process %v), err %v %v", main, self2, err, err2)
+	}
 	if _, _, err := ProcCPU(1 << 30); err == nil {
 		t.Fatal("no error for a missing pid")
 	}
