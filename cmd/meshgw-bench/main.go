@@ -188,8 +188,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		calibration = append(calibration, c.run(ctx)...)
 	}
 	var (
-		results  []Result
-		stackErr error // reported after the calibration figures are printed
+		results  = []Result{} // "results": [] in -json when only ceiling runs
+		stackErr error        // reported after the calibration figures are printed
 	)
 	if len(stackScenarios) > 0 && ctx.Err() == nil {
 		results, stackErr = runStack(ctx, o, stackScenarios, dir, stderr)
