@@ -64,15 +64,22 @@ func chunkLen(k int, size, chunkSize int64) int64 {
 }
 
 // chunkBuffers are reused across the chunks of a send (and across sends via
-// the client's pool): one uncompressed chunk plus two compressed ones, so
-// that chunk k+1 is gzipped while chunk k is on the wire and memory stays at
-// about two chunks whatever the message size.
+// the client's pool). Compressed sends stream the body through gzip into two
+// compressed-chunk buffers, so that chunk k+1 is gzipped while chunk k is on
+// the wire and memory stays at about two chunks whatever the message size;
+// uncompressed sends read each chunk into raw (kept for retries).
 type chunkBuffers struct {
 	raw   []byte
 	z     [2]bytes.Buffer
 	gz    *gzip.Writer
 	level int
+	// stage carries the body into gzip in small pieces: no uncompressed
+	// copy of the chunk is ever held.
+	stage []byte
 }
+
+// stageSize is the piece size streamed from the body into gzip.
+const stageSize = 256 << 10
 
 func (c *Client) getBuffers() *chunkBuffers {
 	if b, ok := c.sendBufs.Get().(*chunkBuffers); ok {
@@ -90,24 +97,63 @@ func (b *chunkBuffers) rawBuf(n int64) []byte {
 	return b.raw[:n]
 }
 
-// gzipInto compresses data as one independent gzip member into zb.
-func (b *chunkBuffers) gzipInto(zb *bytes.Buffer, data []byte) ([]byte, error) {
+// startMember resets zb and the gzip writer for one independent gzip member
+// of up to n uncompressed bytes.
+func (b *chunkBuffers) startMember(zb *bytes.Buffer, n int64) error {
 	zb.Reset()
 	// Room for the worst case (incompressible data: deflate adds a few bytes
 	// per block) up front: growing a bytes.Buffer past a guess doubles it and
-	// the pooled buffer keeps that size, so memory is at most three chunks.
-	zb.Grow(len(data) + len(data)/1000 + 1024)
+	// the pooled buffer keeps that size.
+	zb.Grow(int(n + n/1000 + 1024))
 	if b.gz == nil {
 		gz, err := gzip.NewWriterLevel(zb, b.level)
 		if err != nil {
-			return nil, fmt.Errorf("meshbridge: gzip: %w", err)
+			return fmt.Errorf("meshbridge: gzip: %w", err)
 		}
 		b.gz = gz
 	} else {
 		b.gz.Reset(zb)
 	}
+	return nil
+}
+
+// gzipInto compresses data as one independent gzip member into zb.
+func (b *chunkBuffers) gzipInto(zb *bytes.Buffer, data []byte) ([]byte, error) {
+	if err := b.startMember(zb, int64(len(data))); err != nil {
+		return nil, err
+	}
 	if _, err := b.gz.Write(data); err != nil {
 		return nil, fmt.Errorf("meshbridge: gzip: %w", err)
+	}
+	if err := b.gz.Close(); err != nil {
+		return nil, fmt.Errorf("meshbridge: gzip: %w", err)
+	}
+	return zb.Bytes(), nil
+}
+
+// gzipFrom compresses exactly the next n bytes of body as one independent
+// gzip member into zb, streaming them through a small staging buffer. A body
+// that ends early is a read error (io.ErrUnexpectedEOF, or io.EOF when it
+// had nothing left), as with io.ReadFull.
+func (b *chunkBuffers) gzipFrom(zb *bytes.Buffer, body io.Reader, n int64) ([]byte, error) {
+	if err := b.startMember(zb, n); err != nil {
+		return nil, err
+	}
+	if b.stage == nil {
+		b.stage = make([]byte, stageSize)
+	}
+	for left := n; left > 0; {
+		m, err := io.ReadFull(body, b.stage[:min(left, int64(len(b.stage)))])
+		if err != nil {
+			if err == io.EOF && left < n {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read message body: %w", err)
+		}
+		if _, err := b.gz.Write(b.stage[:m]); err != nil {
+			return nil, fmt.Errorf("meshbridge: gzip: %w", err)
+		}
+		left -= int64(m)
 	}
 	if err := b.gz.Close(); err != nil {
 		return nil, fmt.Errorf("meshbridge: gzip: %w", err)
@@ -148,12 +194,7 @@ func (b *chunkBuffers) startGzipPipeline(ctx context.Context, body io.Reader, fr
 				return
 			}
 			pc := preparedChunk{zb: zb}
-			raw := b.rawBuf(chunkLen(k, size, cs))
-			if _, err := io.ReadFull(body, raw); err != nil {
-				pc.err = fmt.Errorf("read message body: %w", err)
-			} else {
-				pc.data, pc.err = b.gzipInto(zb, raw)
-			}
+			pc.data, pc.err = b.gzipFrom(zb, body, chunkLen(k, size, cs))
 			select {
 			case p.out <- pc:
 			case <-ctx.Done():
