@@ -4,16 +4,17 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-	swaggerFiles "github.com/swaggo/files"
-	ginSwagger "github.com/swaggo/gin-swagger"
 
-	_ "github.com/meshgateway/gateway/openapi" // registers the generated OpenAPI document
+	"github.com/meshgateway/gateway/internal/swaggerui"
+	"github.com/meshgateway/gateway/openapi"
 )
 
-// registerDocs serves Swagger UI at /swagger/index.html (and /docs).
+// registerDocs serves Swagger UI at /swagger/index.html (and /docs) and the
+// OpenAPI document at /swagger/doc.json. The Swagger UI files are embedded
+// in the binary and only read when requested (swaggo/files, used before,
+// copied all ~9 MB of them into the heap at start-up).
 func registerDocs(r *gin.Engine) {
-	r.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.Handler,
-		ginSwagger.PersistAuthorization(true), ginSwagger.DocExpansion("list")))
+	r.GET("/swagger/*any", gin.WrapH(swaggerui.Handler("/swagger/", openapi.SwaggerInfo.ReadDoc)))
 	r.GET("/docs", func(c *gin.Context) { c.Redirect(http.StatusFound, "/swagger/index.html") })
-	r.GET("/openapi.json", func(c *gin.Context) { c.Redirect(http.StatusFound, "/swagger/doc.json") })
+	r.GET("/openapi.json", func(c *gin.Context) { c.Redirect(http.StatusFound, "/swagger/"+swaggerui.DocName) })
 }
