@@ -1,6 +1,6 @@
 // Package swaggerui serves Swagger UI and an OpenAPI document from files
-// embedded in the binary: swagger-ui-dist 4.15.5 (Apache-2.0, see dist/LICENSE
-// and dist/NOTICE; the files are those of the npm package, the large ones
+// embedded in the binary: swagger-ui-dist 4.15.5 (Apache-2.0, see assets/LICENSE
+// and assets/NOTICE; the files are those of the npm package, the large ones
 // gzipped with `gzip -9 -n`) and the gateway's own swagger-initializer.js.
 //
 // Nothing is copied, decompressed or allocated at start-up: the embedded
@@ -10,7 +10,7 @@
 //
 // To move to another Swagger UI version: `npm pack swagger-ui-dist@VERSION`,
 // copy index.html, index.css, favicon-16x16.png, favicon-32x32.png, LICENSE
-// and NOTICE into dist/, `gzip -9 -n -c FILE > dist/FILE.gz` for
+// and NOTICE into assets/, `gzip -9 -n -c FILE > assets/FILE.gz` for
 // swagger-ui-bundle.js, swagger-ui-standalone-preset.js and swagger-ui.css,
 // and update the version above.
 package swaggerui
@@ -30,8 +30,8 @@ import (
 	"time"
 )
 
-//go:embed dist
-var dist embed.FS
+//go:embed assets
+var assets embed.FS
 
 // DocName is the file name the OpenAPI document is served under (the
 // initializer loads it relative to the page).
@@ -97,11 +97,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveStored serves dist/stored if it exists (else returns false). asIs
+// serveStored serves assets/stored if it exists (else returns false). asIs
 // says whether the stored bytes go out unchanged (with an ETag and range
 // support); if not, stored is gzip and is decompressed into the response.
 func (h *handler) serveStored(w http.ResponseWriter, r *http.Request, stored string, asIs func() bool) bool {
-	f, err := dist.Open("dist/" + stored)
+	f, err := assets.Open("assets/" + stored)
 	if err != nil {
 		return false
 	}

@@ -88,7 +88,7 @@ func TestGzipAndETag(t *testing.T) {
 	if first.Header().Get("Content-Encoding") != "gzip" || first.Header().Get("Vary") != "Accept-Encoding" {
 		t.Fatalf("Content-Encoding %q, Vary %q", first.Header().Get("Content-Encoding"), first.Header().Get("Vary"))
 	}
-	stored, err := fs.ReadFile(dist, "dist/swagger-ui-bundle.js.gz")
+	stored, err := fs.ReadFile(assets, "assets/swagger-ui-bundle.js.gz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestDocRedirectAndNotFound(t *testing.T) {
 		t.Fatalf("%s: %d Location %q", prefix, root.Code, root.Header().Get("Location"))
 	}
 	for _, name := range []string{"LICENSE", "NOTICE", "missing.js", "swagger-ui-bundle.js.gz", "../swaggerui.go",
-		"dist/index.html", "x/../index.html", "swagger-ui.css.map"} {
+		"assets/index.html", "x/../index.html", "swagger-ui.css.map"} {
 		if rec := serve(t, h, http.MethodGet, prefix+name, nil); rec.Code != http.StatusNotFound {
 			t.Errorf("%s: status %d, want 404", name, rec.Code)
 		}
