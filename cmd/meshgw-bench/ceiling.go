@@ -115,10 +115,13 @@ func storedPayload(body []byte) (value []byte, valueIs string) {
 // without AOF, and the HTTP hop, one after the other, each under its own
 // time limit.
 func (c *ceiling) run(ctx context.Context) []Calibration {
-	aof := []string{"--appendonly", "yes", "--appendfsync", "everysec"} // as stack.Start
 	steps := []func(context.Context) Calibration{
 		func(ctx context.Context) Calibration {
-			return c.redis(ctx, "redis-aof", "redis-server, AOF on, appendfsync everysec, auto rewrites (as the stack)", aof...)
+			return c.redis(ctx, "redis-aof", "redis-server, AOF on, appendfsync everysec, rewrites from 1 GB (as the stack)", stack.RedisArgs("everysec")...)
+		},
+		func(ctx context.Context) Calibration {
+			return c.redis(ctx, "redis-aof-default", "redis-server, AOF on, appendfsync everysec, Redis's default rewrite threshold (64 MB)",
+				"--appendonly", "yes", "--appendfsync", "everysec")
 		},
 		func(ctx context.Context) Calibration {
 			return c.redis(ctx, "redis-noaof", "redis-server, AOF off (contrast)", "--appendonly", "no")

@@ -68,17 +68,17 @@ func TestCeilingShort(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cal := c.run(ctx)
-	if len(cal) != 3 {
-		t.Fatalf("%d calibration rows, want 3: %+v", len(cal), cal)
+	if len(cal) != 4 {
+		t.Fatalf("%d calibration rows, want 4: %+v", len(cal), cal)
 	}
-	for i, name := range []string{"redis-aof", "redis-noaof", "http-hop"} {
+	for i, name := range []string{"redis-aof", "redis-aof-default", "redis-noaof", "http-hop"} {
 		r := cal[i]
 		if r.Name != name || r.Error != "" || r.Ops != 300 || r.Failed != 0 || r.OpsPerSec <= 0 || r.P99ms < r.P50ms {
 			t.Errorf("row %d: %+v", i, r)
 		}
 	}
-	if cal[0].ValueBytes != len(value) || cal[2].ValueBytes != len(body) {
-		t.Errorf("sizes: redis %d (want %d), http %d (want %d)", cal[0].ValueBytes, len(value), cal[2].ValueBytes, len(body))
+	if cal[0].ValueBytes != len(value) || cal[3].ValueBytes != len(body) {
+		t.Errorf("sizes: redis %d (want %d), http %d (want %d)", cal[0].ValueBytes, len(value), cal[3].ValueBytes, len(body))
 	}
 
 	var out bytes.Buffer

@@ -1,5 +1,6 @@
 // Command meshgw-bench measures a real MESH Gateway deployment on this
-// machine: it starts redis-server (AOF on, appendfsync everysec),
+// machine: it starts redis-server (AOF on, appendfsync everysec, rewrites from 1 GB:
+// the README's production settings),
 // `gateway fakemesh` and `gateway serve` on loopback ports, runs the chosen
 // scenarios once and prints a results table (or JSON).
 //
@@ -99,7 +100,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: go run ./cmd/meshgw-bench [flags]
 
-Starts redis-server (AOF, appendfsync everysec), gateway fakemesh and
+Starts redis-server (AOF, appendfsync everysec, auto-aof-rewrite-min-size 1gb as
+the README recommends), gateway fakemesh and
 gateway serve on loopback, runs each scenario once and prints the figures
 next to their targets:
   ceiling      calibration, run first on its own: redis-server alone (AOF everysec as

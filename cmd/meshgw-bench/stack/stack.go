@@ -24,6 +24,19 @@ type Options struct {
 	GatewayEnv  map[string]string // extra gateway environment (MAX_BODY_BYTES, LOG_LEVEL, ...)
 }
 
+// RedisArgs are the persistence settings the README recommends for
+// production, which the stack runs: AOF with appendfsync (everysec or
+// always), and AOF rewrites only once the file reaches 1 GB. Payloads are
+// written and deleted minutes later, so the AOF grows fast while the live
+// data stays small; with Redis's default 64 MB threshold it forks a rewrite
+// every few hundred documents.
+func RedisArgs(appendFsync string) []string {
+	if appendFsync == "" {
+		appendFsync = "everysec"
+	}
+	return []string{"--appendonly", "yes", "--appendfsync", appendFsync, "--auto-aof-rewrite-min-size", "1gb"}
+}
+
 // Stack is a running redis-server + fakemesh + gateway on loopback.
 type Stack struct {
 	opts         Options
@@ -57,7 +70,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if s.Caller, err = NewCaller(); err != nil {
 		return nil, err
 	}
-	s.RedisAddr, s.stopRedis, err = redistest.StartProcess("--appendonly", "yes", "--appendfsync", o.AppendFsync)
+	s.RedisAddr, s.stopRedis, err = redistest.StartProcess(RedisArgs(o.AppendFsync)...)
 	if err != nil {
 		return nil, fmt.Errorf("stack: redis: %w", err)
 	}
