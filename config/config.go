@@ -51,7 +51,8 @@ type Config struct {
 	OutboxConcurrency   int             `env:"OUTBOX_CONCURRENCY" envDefault:"32"`
 	MeshSendsPerMailbox int             `env:"MESH_MAX_CONCURRENT_SENDS" envDefault:"16"`
 	OutboxRetryBackoff  []time.Duration `env:"OUTBOX_RETRY_BACKOFF" envDefault:"2s,5s,15s,30s,1m,2m,5m,10m" envSeparator:","`
-	OutboxMaxAttempts   int             `env:"OUTBOX_MAX_ATTEMPTS" envDefault:"150"` // with the backoff above: about 24 h of MESH outage
+	OutboxMaxAttempts   int             `env:"OUTBOX_MAX_ATTEMPTS" envDefault:"150"`      // with the backoff above: about 24 h of MESH outage
+	OutboxSendMemory    int64           `env:"OUTBOX_SEND_MEMORY" envDefault:"268435456"` // chunk buffers of concurrent multi-chunk sends (256 MiB)
 
 	InboxPollInterval time.Duration `env:"INBOX_POLL_INTERVAL" envDefault:"5m"`
 	InfAckDeadline    time.Duration `env:"INF_ACK_DEADLINE" envDefault:"4h"`
@@ -118,6 +119,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("MAX_BODY_BYTES must be at least 1024"))
+	}
+	if c.OutboxSendMemory < 2*c.MeshChunkSize {
+		errs = append(errs, errors.New("OUTBOX_SEND_MEMORY must hold at least one large send (2 × MESH_CHUNK_SIZE)"))
 	}
 	if c.MeshLookupCacheTTL < 0 {
 		errs = append(errs, errors.New("MESH_LOOKUP_CACHE_TTL must not be negative"))

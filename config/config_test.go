@@ -49,6 +49,7 @@ func TestLoadRejects(t *testing.T) {
 		{"log format", map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{"retention", map[string]string{"RETENTION": "1m"}, "RETENTION"},
+		{"send memory below one large send", map[string]string{"OUTBOX_SEND_MEMORY": "1048576"}, "OUTBOX_SEND_MEMORY"},
 		{"negative lookup cache", map[string]string{"MESH_LOOKUP_CACHE_TTL": "-1s"}, "MESH_LOOKUP_CACHE_TTL"},
 	}
 	for _, tc := range tests {

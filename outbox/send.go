@@ -63,6 +63,11 @@ func (w *Worker) process(ctx context.Context, id string, rec *tracking.Message, 
 		return false, time.Time{}
 	}
 	defer func() { <-slot }()
+	release, ok := w.reserveMemory(ctx, rec)
+	if !ok {
+		return false, time.Time{} // shutting down: stays pending
+	}
+	defer release()
 
 	if rec.MeshMessageID != "" {
 		return w.resume(ctx, rec, sender)

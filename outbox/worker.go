@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/meshgateway/gateway/meshbridge"
 	"github.com/meshgateway/gateway/tracking"
@@ -67,10 +68,15 @@ type Config struct {
 	// from 2 minutes to daily and stops after about 5 days (when MESH itself
 	// reports an uncollected message, code 14).
 	TrackSchedule []time.Duration
-	ChunkSize     int64         // uncompressed bytes per MESH chunk; default 20 MiB (the NHS client default)
-	PollInterval  time.Duration // how often due retries, tracking polls and idle entries are looked for; default 1s
-	Now           func() time.Time
-	Logger        *slog.Logger
+	ChunkSize     int64 // uncompressed bytes per MESH chunk; default 20 MiB (the NHS client default)
+	// SendMemory bounds the chunk buffers of concurrent multi-chunk sends
+	// (each holds about two chunks); default 256 MiB. Without it a burst of
+	// large documents could take the replica past its memory limit, and a
+	// replica killed for memory would take the same sends up again at restart.
+	SendMemory   int64
+	PollInterval time.Duration // how often due retries, tracking polls and idle entries are looked for; default 1s
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // DefaultBackoff is the retry schedule for transient MESH failures; the
@@ -111,6 +117,9 @@ func (c Config) withDefaults() Config {
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
 	}
+	if c.SendMemory <= 0 {
+		c.SendMemory = 256 << 20
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -137,6 +146,7 @@ type Worker struct {
 
 	mu        sync.Mutex
 	mailboxes map[string]chan struct{}
+	sendMem   *semaphore.Weighted // bytes of chunk buffers for multi-chunk sends
 }
 
 // NewWorker builds a Worker; Run starts it.
@@ -172,6 +182,7 @@ end
 return 0`),
 		runID:     uuid.NewString(),
 		mailboxes: make(map[string]chan struct{}),
+		sendMem:   semaphore.NewWeighted(cfg.SendMemory),
 	}
 }
 
@@ -411,6 +422,29 @@ func (w *Worker) mailboxSlot(mailbox string) chan struct{} {
 		w.mailboxes[mailbox] = ch
 	}
 	return ch
+}
+
+// reserveMemory holds back a multi-chunk send until its chunk buffers fit
+// the SendMemory budget; one-chunk messages need no reservation (their
+// buffers are bounded by Concurrency). A message larger than the whole
+// budget waits for it to be free and then goes alone.
+func (w *Worker) reserveMemory(ctx context.Context, rec *tracking.Message) (release func(), ok bool) {
+	chunk := rec.ChunkSize
+	if chunk <= 0 {
+		chunk = w.cfg.ChunkSize
+	}
+	if rec.PayloadSize <= chunk {
+		return func() {}, true
+	}
+	need := min(rec.PayloadSize, 2*chunk, w.cfg.SendMemory)
+	if !w.sendMem.TryAcquire(need) {
+		w.log.InfoContext(ctx, "large send waiting for send memory", slog.String("message_id", rec.ID),
+			slog.Int64("bytes", need), slog.Int64("budget", w.cfg.SendMemory))
+		if err := w.sendMem.Acquire(ctx, need); err != nil {
+			return nil, false
+		}
+	}
+	return func() { w.sendMem.Release(need) }, true
 }
 
 // backoff is the jittered delay before attempt number attempt+1.

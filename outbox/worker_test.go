@@ -662,3 +662,65 @@ func TestMailboxSendersIgnoresCase(t *testing.T) {
 		t.Error("unknown mailbox found")
 	}
 }
+
+// Large (multi-chunk) sends share a memory budget for their chunk buffers;
+// small ones never wait for it.
+func TestSendMemoryBudget(t *testing.T) {
+	h := newHarness(t)
+	big := strings.Repeat("B", 40) // 5 chunks of 8 bytes: reserves 2 chunks (16 bytes)
+	for i := range 5 {
+		h.accept(fmt.Sprintf("big%d", i), "MBXA", big)
+	}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	inflight, maxBig, smallDuringBig := 0, 0, 0
+	f := &fakeSender{}
+	f.send = func(ctx context.Context, n int) (meshbridge.SendResult, error) {
+		f.mu.Lock()
+		size := f.sends[n].size
+		f.mu.Unlock()
+		if size <= 8 {
+			mu.Lock()
+			if inflight > 0 {
+				smallDuringBig++
+			}
+			mu.Unlock()
+			return meshbridge.SendResult{}, nil
+		}
+		mu.Lock()
+		inflight++
+		maxBig = max(maxBig, inflight)
+		mu.Unlock()
+		select { // a worker stopped by a failing test must not hang here
+		case <-release:
+		case <-ctx.Done():
+		}
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+		return meshbridge.SendResult{}, nil
+	}
+	cfg := h.config("a")
+	cfg.Concurrency, cfg.PerMailbox, cfg.SendMemory = 8, 8, 32 // room for two large sends
+	h.run(senderMap{"MBXA": f}, cfg)
+	h.waitUntil("two large sends in flight", func() bool { mu.Lock(); defer mu.Unlock(); return inflight >= 2 })
+	time.Sleep(50 * time.Millisecond) // a third would have started by now
+	for i := range 3 {
+		h.accept(fmt.Sprintf("small%d", i), "MBXA", "tiny")
+	}
+	for i := range 3 {
+		h.waitState(fmt.Sprintf("small%d", i), tracking.StateSent)
+	}
+	close(release)
+	for i := range 5 {
+		h.waitState(fmt.Sprintf("big%d", i), tracking.StateSent)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if maxBig != 2 || smallDuringBig != 3 {
+		t.Fatalf("max concurrent large sends %d (budget allows 2), small sends during them %d (want 3)", maxBig, smallDuringBig)
+	}
+	if !strings.Contains(h.logs.String(), "large send waiting for send memory") {
+		t.Error("no log line for a send waiting for memory")
+	}
+}
