@@ -35,7 +35,7 @@ func (w *writes) queue(ctx context.Context, p redis.Pipeliner) {
 // casScript applies a list of writes only if KEYS[1] still holds ARGV[1]
 // (the record as it was read). It returns {1} when applied, or {0, current}
 // so the caller can retry without another read. One round trip replaces
-// WATCH, GET, MULTI/EXEC and UNWATCH; every key used is declared in KEYS
+// WATCH, GET and MULTI/EXEC; every key used is declared in KEYS
 // (they share the {gw} hash tag, so this is one Cluster slot).
 //
 // ARGV: expected, command count, then per command its argument count and
