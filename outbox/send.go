@@ -52,9 +52,8 @@ func (w *Worker) process(ctx context.Context, id string, rec *tracking.Message, 
 		// Configuration, not the message: say so loudly.
 		w.log.ErrorContext(ctx, "no MESH client for the sending mailbox", slog.String("message_id", rec.ID),
 			slog.String("mailbox", rec.Mailbox))
-		w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed,
-			&tracking.MeshError{Code: CodeNoMailbox, Description: "no MESH client for the sending mailbox"})
-		return true, time.Time{}
+		return w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed,
+			&tracking.MeshError{Code: CodeNoMailbox, Description: "no MESH client for the sending mailbox"}), time.Time{}
 	}
 	slot := w.mailboxSlot(rec.Mailbox)
 	select {
@@ -148,9 +147,8 @@ func (w *Worker) resume(ctx context.Context, rec *tracking.Message, sender MeshS
 		case meshbridge.TrackingAccepted, meshbridge.TrackingAcknowledged:
 			return w.markSent(ctx, rec, rec.MeshMessageID)
 		case meshbridge.TrackingError, meshbridge.TrackingUndeliverable:
-			w.fail(ctx, rec, tracking.StateUndeliverable, tracking.EventUndeliverable, &tracking.MeshError{
-				Event: t.StatusEvent, Code: t.StatusCode, Description: t.StatusDescription})
-			return true, time.Time{}
+			return w.fail(ctx, rec, tracking.StateUndeliverable, tracking.EventUndeliverable, &tracking.MeshError{
+				Event: t.StatusEvent, Code: t.StatusCode, Description: t.StatusDescription}), time.Time{}
 		}
 	}
 	id := rec.ID
@@ -185,9 +183,8 @@ func (w *Worker) resume(ctx context.Context, rec *tracking.Message, sender MeshS
 
 func (w *Worker) payloadError(ctx context.Context, rec *tracking.Message, err error) (bool, time.Time) {
 	if errors.Is(err, tracking.ErrPayloadGone) {
-		w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed,
-			&tracking.MeshError{Code: CodePayloadGone, Description: "stored document expired before sending"})
-		return true, time.Time{}
+		return w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed,
+			&tracking.MeshError{Code: CodePayloadGone, Description: "stored document expired before sending"}), time.Time{}
 	}
 	w.log.WarnContext(ctx, "outbox open payload failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
 	return false, time.Time{}
@@ -218,9 +215,8 @@ func (w *Worker) outcome(ctx context.Context, rec *tracking.Message, res meshbri
 	}
 	var valErr *meshbridge.ValidationError
 	if errors.As(err, &valErr) {
-		w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed,
-			&tracking.MeshError{Code: CodeInvalid, Description: valErr.Error()})
-		return true, time.Time{}
+		return w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed,
+			&tracking.MeshError{Code: CodeInvalid, Description: valErr.Error()}), time.Time{}
 	}
 	var firstErr *meshbridge.FirstChunkError
 	isFirst := errors.As(err, &firstErr)
@@ -235,9 +231,8 @@ func (w *Worker) outcome(ctx context.Context, rec *tracking.Message, res meshbri
 		w.log.Log(ctx, lvl, "MESH rejected the message", slog.String("message_id", rec.ID),
 			slog.Int("http_status", meshErr.HTTPStatus), slog.String("mesh_event", meshErr.Event),
 			slog.String("mesh_code", meshErr.Code))
-		w.fail(ctx, rec, tracking.StateRejected, tracking.EventRejected, &tracking.MeshError{
-			Event: meshErr.Event, Code: meshErr.Code, Description: meshErr.Description, HTTPStatus: meshErr.HTTPStatus})
-		return true, time.Time{}
+		return w.fail(ctx, rec, tracking.StateRejected, tracking.EventRejected, &tracking.MeshError{
+			Event: meshErr.Event, Code: meshErr.Code, Description: meshErr.Description, HTTPStatus: meshErr.HTTPStatus}), time.Time{}
 	}
 	return w.retryLater(ctx, rec, err, meshErr, isFirst && !uncertain)
 }
@@ -268,8 +263,7 @@ func (w *Worker) retryLater(ctx context.Context, rec *tracking.Message, err erro
 		w.log.ErrorContext(ctx, "giving up on MESH send", attrs...)
 		gaveUp := *last
 		gaveUp.Code, gaveUp.Description = CodeGaveUp, "gave up after "+itoa(rec.Attempts)+" attempts: "+last.Description
-		w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed, &gaveUp)
-		return true, time.Time{}
+		return w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed, &gaveUp), time.Time{}
 	}
 	delay := max(w.backoff(rec.Attempts), retryAfter)
 	at := w.cfg.Now().Add(delay)
@@ -326,17 +320,21 @@ func (w *Worker) markSent(ctx context.Context, rec *tracking.Message, meshID str
 	return true, time.Time{}
 }
 
-// fail moves the message to a failed state with the reason on record.
-func (w *Worker) fail(ctx context.Context, rec *tracking.Message, to tracking.State, ev tracking.EventType, last *tracking.MeshError) {
+// fail moves the message to a failed state with the reason on record. It
+// reports whether the message is settled (failed now, or already moved on by
+// someone else); false leaves the entry pending so the failure is recorded
+// on the next pass rather than the message being forgotten in its old state.
+func (w *Worker) fail(ctx context.Context, rec *tracking.Message, to tracking.State, ev tracking.EventType, last *tracking.MeshError) bool {
 	_, err := w.store.Transition(ctx, rec.ID, []tracking.State{tracking.StateAccepted, tracking.StateSending, tracking.StateSent},
 		to, tracking.Event{Type: ev, Code: last.Code, Display: last.Description, Attempt: rec.Attempts},
 		func(m *tracking.Message) { m.LastError = last })
-	if err != nil && !errors.Is(err, tracking.ErrStateConflict) {
+	if err != nil && !errors.Is(err, tracking.ErrStateConflict) && !errors.Is(err, tracking.ErrNotFound) {
 		w.log.WarnContext(ctx, "outbox record failure failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
-		return
+		return false
 	}
 	w.log.InfoContext(ctx, "message failed", slog.String("message_id", rec.ID), slog.String("state", string(to)),
 		slog.String("mesh_code", last.Code))
+	return true
 }
 
 // scheduleTrack schedules tracking poll number poll (0-based). onlyIfAbsent

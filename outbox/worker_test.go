@@ -724,3 +724,51 @@ func TestSendMemoryBudget(t *testing.T) {
 		t.Error("no log line for a send waiting for memory")
 	}
 }
+
+// redisOutage fails every Redis command from the moment the worker asks for
+// a mailbox's sender, and ends as soon as the worker logs that it could not
+// record the failure: so the write of the failed state is lost and the
+// entry's settling is not.
+type redisOutage struct {
+	m    *miniredis.Miniredis
+	once sync.Once
+}
+
+func (o *redisOutage) ForMailbox(string) (MeshSender, bool) {
+	o.m.SetError("LOADING Redis is loading the dataset in memory")
+	return nil, false
+}
+
+func (o *redisOutage) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("outbox record failure failed")) {
+		o.once.Do(func() { o.m.SetError("") })
+	}
+	return len(p), nil
+}
+
+// A failure the worker could not record leaves the outbox entry pending, so
+// a later pass records it; acking it would leave the message 'accepted'
+// forever with nobody to look at it again.
+func TestUnrecordedFailureStaysPending(t *testing.T) {
+	h := newHarness(t)
+	h.accept("m1", "NOBOX", payloadText)
+	outage := &redisOutage{m: h.m}
+	cfg := h.config("a")
+	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(h.logs, outage), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.run(outage, cfg)
+	h.waitUntil("the failure could not be recorded", func() bool {
+		return strings.Contains(h.logs.String(), "outbox record failure failed")
+	})
+	time.Sleep(50 * time.Millisecond) // the handler settles the entry right after
+	pending, err := h.rdb.XPending(context.Background(), tracking.OutboxStream, Group).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := h.store.Get(context.Background(), "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != tracking.StateAccepted || pending.Count != 1 {
+		t.Fatalf("state %s, pending entries %d: want the message still queued (accepted, 1 pending)", rec.State, pending.Count)
+	}
+}

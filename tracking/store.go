@@ -504,6 +504,12 @@ func (s *Store) modify(ctx context.Context, id string, raw []byte, change func(*
 		if res.applied {
 			return m, nil
 		}
+		if res.current != nil && bytes.Equal(res.current, m.stored) {
+			// Our own write: its reply was lost and go-redis ran the script
+			// again, which found the change already made (the record holds a
+			// nanosecond UpdatedAt, so no other write can be byte-equal).
+			return m, nil
+		}
 		if attempt+1 >= maxCASAttempts {
 			return nil, fmt.Errorf("tracking: update %s: %w", id, ErrContention)
 		}
