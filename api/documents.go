@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -12,6 +13,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -366,15 +368,32 @@ func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
+// decodeStrictJSON decodes body into v, refusing unknown fields and
+// trailing data. Its errors never quote the request: sonic's own messages
+// show the input around the fault, which may be an NHS number or a name, and
+// these errors are rendered to the caller and logged. On failure the body is
+// decoded again with encoding/json, whose messages name the field path, the
+// expected type and at most one offending character.
 func decodeStrictJSON(body []byte, v any) error {
-	dec := strictJSON.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return err
+	err := strictJSON.Unmarshal(body, v)
+	if err == nil {
+		return nil
 	}
-	if dec.More() {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	scratch := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+	serr := dec.Decode(scratch)
+	var syn *json.SyntaxError
+	switch {
+	case serr == nil && dec.More():
 		return errors.New("unexpected data after the JSON object")
+	case errors.As(serr, &syn):
+		return fmt.Errorf("%s (at byte %d)", strings.TrimPrefix(syn.Error(), "json: "), syn.Offset)
+	case serr != nil:
+		return errors.New(strings.TrimPrefix(serr.Error(), "json: "))
+	default:
+		return errors.New("the body is not valid JSON for this request")
 	}
-	return nil
 }
 
 func bodyReadError(err error, limit int64) *Error {

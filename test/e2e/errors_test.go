@@ -45,6 +45,14 @@ func TestBadInputs(t *testing.T) {
 	extraPart := []byte(metaPart + filePart + "%PDF-1.4\r\n--B\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--B--\r\n")
 	emptyFile := []byte(metaPart + filePart + "\r\n--B--\r\n")
 	truncated := []byte(metaPart + filePart + "%PDF-1.4 and then the connection")
+	// Faults right next to patient data: a decoder that quotes the input
+	// around the fault would echo them (into the response and the logs).
+	syntaxNearPatient := []byte(`{"patient":{"nhsNumber":"` + smith.NHS + `","birthDate":"` + smith.BirthDate + `","name":{"family":"` + smith.Family + `"},}}`)
+	typeNearPatient := []byte(`{"patient":{"nhsNumber":` + smith.NHS + `,"name":{"family":"` + smith.Family + `"}}}`)
+	metaSyntaxNearPatient := []byte("--B\r\nContent-Disposition: form-data; name=\"metadata\"\r\nContent-Type: application/json\r\n\r\n" +
+		string(syntaxNearPatient) + "\r\n" + filePart + "%PDF-1.4\r\n--B--\r\n")
+	fhirSyntaxNearPatient := []byte(`{"resourceType":"Bundle","type":"message","entry":[{"resource":{"resourceType":"Patient","identifier":[{"value":"` +
+		smith.NHS + `"}],"birthDate":"` + smith.BirthDate + `","name":[{"family":"` + smith.Family + `"}],}}]}`)
 
 	tests := []struct {
 		name        string
@@ -60,6 +68,10 @@ func TestBadInputs(t *testing.T) {
 	}{
 		{"unsupported media type", "POST", "/v1/documents", "text/plain", valid, "", nil, 415, false, "application/json"},
 		{"malformed JSON", "POST", "/v1/documents", "application/json", []byte(`{"patient":`), "", nil, 400, false, "not a valid"},
+		{"malformed JSON next to patient data", "POST", "/v1/documents", "application/json", syntaxNearPatient, "", nil, 400, false, "at byte"},
+		{"wrong type next to patient data", "POST", "/v1/documents", "application/json", typeNearPatient, "", nil, 400, false, "nhsNumber"},
+		{"malformed metadata next to patient data", "POST", "/v1/documents", "multipart/form-data; boundary=B", metaSyntaxNearPatient, "", nil, 400, false, "at byte"},
+		{"FHIR malformed next to patient data", "POST", "/FHIR/STU3/$process-message", "application/fhir+json", fhirSyntaxNearPatient, "", nil, 400, true, ""},
 		{"unknown field", "POST", "/v1/documents", "application/json", []byte(`{"patient":{},"colour":"blue"}`), "", nil, 400, false, "colour"},
 		{"trailing data", "POST", "/v1/documents", "application/json", append(append([]byte{}, valid...), []byte(`{}`)...), "", nil, 400, false, "after the JSON"},
 		{"too large", "POST", "/v1/documents", "application/json", big, "", nil, 413, false, "limit"},
