@@ -12,12 +12,31 @@ const (
 	WarnEmbedded = "embedded store is not durable: accepted messages are lost on restart"
 	WarnAOFOff   = "redis AOF is off (appendonly no): writes acknowledged since the last snapshot can be lost"
 	WarnFsyncNo  = "redis appendfsync is 'no': the OS decides when to flush, acknowledged writes can be lost"
+	WarnEviction = "redis maxmemory-policy is not noeviction: under memory pressure Redis deletes keys, accepted messages included (every record and payload has a TTL, so volatile-* policies pick them first); set maxmemory-policy noeviction"
 )
 
-// CheckDurability inspects the server's persistence settings. It returns a
-// human-readable warning ("" when AOF is on with appendfsync everysec or
-// always). Servers that hide CONFIG (managed Redis) are judged on INFO alone.
+// CheckDurability inspects the server's persistence and eviction settings.
+// It returns a human-readable warning ("" when AOF is on with appendfsync
+// everysec or always and Redis never evicts). Servers that hide CONFIG
+// (managed Redis) are judged on INFO alone.
 func (s *Store) CheckDurability(ctx context.Context) (string, error) {
+	warn, err := s.checkPersistence(ctx)
+	if err != nil || warn == WarnEmbedded {
+		return warn, err
+	}
+	if mem, err := s.rdb.Info(ctx, "memory").Result(); err == nil {
+		f := parseInfo(mem)
+		if p, ok := f["maxmemory_policy"]; ok && p != "noeviction" && f["maxmemory"] != "0" {
+			if warn != "" {
+				warn += "; "
+			}
+			warn += WarnEviction
+		}
+	}
+	return warn, nil
+}
+
+func (s *Store) checkPersistence(ctx context.Context) (string, error) {
 	info, err := s.rdb.Info(ctx, "persistence").Result()
 	if err != nil {
 		// miniredis implements INFO only for "clients" and "stats".

@@ -36,6 +36,9 @@ func TestRealRedisDurability(t *testing.T) {
 		{"aof always", []string{"--appendfsync", "always"}, ""},
 		{"aof off", []string{"--appendonly", "no"}, WarnAOFOff},
 		{"fsync no", []string{"--appendfsync", "no"}, WarnFsyncNo},
+		{"evicting", []string{"--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"}, WarnEviction},
+		{"memory limit, no eviction", []string{"--maxmemory", "64mb", "--maxmemory-policy", "noeviction"}, ""},
+		{"aof off and evicting", []string{"--appendonly", "no", "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"}, WarnAOFOff + "; " + WarnEviction},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
