@@ -257,7 +257,7 @@ func readMetadataPart(mr *multipart.Reader, req *itk.SendRequest, h hash.Hash) e
 	part, err := mr.NextPart()
 	if err != nil {
 		return &Error{Status: http.StatusBadRequest, Code: "malformed_multipart", Title: "Malformed multipart body",
-			Detail: "Could not read the first part; send a 'metadata' JSON part then a 'file' part.", Err: err}
+			Detail: "Could not read the first part; send a 'metadata' JSON part then a 'file' part.", Err: safeMultipartError(err)}
 	}
 	defer part.Close()
 	if part.FormName() != "metadata" {
@@ -282,7 +282,7 @@ func (s *server) attachFilePart(mr *multipart.Reader, req *itk.SendRequest, h ha
 	part, err := mr.NextPart()
 	if err != nil {
 		return nil, &Error{Status: http.StatusBadRequest, Code: "missing_file", Title: "Missing file part",
-			Detail: "A multipart request needs a 'file' part after 'metadata'.", Err: err}
+			Detail: "A multipart request needs a 'file' part after 'metadata'.", Err: safeMultipartError(err)}
 	}
 	if part.FormName() != "file" {
 		return nil, newError(http.StatusBadRequest, "missing_file", "Missing file part", "The second part must be named 'file'.")
@@ -313,9 +313,26 @@ func drainParts(mr *multipart.Reader) error {
 		if err == nil {
 			return errors.New("unexpected extra multipart part after 'file'")
 		}
-		return err
+		return safeMultipartError(err)
 	}
 	return nil
+}
+
+// errMalformedPart stands for multipart parsing errors, whose text quotes
+// the offending header line: part headers carry file names, which often
+// hold a patient's name or NHS number, and these errors are logged.
+var errMalformedPart = errors.New("malformed multipart part (headers or boundary)")
+
+// safeMultipartError keeps the kinds of error the handlers branch on (a
+// body cut short, a body over the limit) and drops any other error's text.
+func safeMultipartError(err error) error {
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &tooBig):
+		return err
+	default:
+		return errMalformedPart
+	}
 }
 
 // errUploadBroken marks a multipart upload that could not be read to its

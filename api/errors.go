@@ -101,7 +101,7 @@ func (s *server) renderErrors(c *gin.Context) {
 		Title:    apiErr.Title,
 		Status:   apiErr.Status,
 		Detail:   apiErr.Detail,
-		Instance: c.Request.URL.Path,
+		Instance: c.FullPath(), // the route template: a raw path may carry anything the caller typed
 		Code:     apiErr.Code,
 		Errors:   apiErr.Problems,
 	}

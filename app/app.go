@@ -284,13 +284,28 @@ func orDurations(a, b []time.Duration) []time.Duration {
 	return b
 }
 
-// routeName keeps ids out of span names.
+// routeName keeps ids, and anything else a caller typed into a path, out
+// of span names: known prefixes map to their route, the rest is "unmatched".
 func routeName(r *http.Request) string {
 	p := r.URL.Path
-	if strings.HasPrefix(p, "/v1/messages/") {
+	switch {
+	case strings.HasPrefix(p, "/v1/messages/"):
+		if strings.HasSuffix(p, "/deliveries/replay") {
+			return "/v1/messages/{id}/deliveries/replay"
+		}
+		if strings.HasSuffix(p, "/deliveries") {
+			return "/v1/messages/{id}/deliveries"
+		}
 		return "/v1/messages/{id}"
+	case p == "/v1/documents", p == "/v1/messages", strings.HasPrefix(p, "/FHIR/STU3/"), strings.HasPrefix(p, "/swagger/"),
+		p == "/docs", p == "/openapi.json", p == "/healthz", p == "/readyz", strings.HasPrefix(p, "/demo/"):
+		if strings.HasPrefix(p, "/FHIR/STU3/") && !strings.HasSuffix(p, "$process-message") {
+			return "unmatched"
+		}
+		return p
+	default:
+		return "unmatched"
 	}
-	return p
 }
 
 // Run serves until ctx ends, then shuts down gracefully: stop accepting,

@@ -51,6 +51,14 @@ func TestBadInputs(t *testing.T) {
 	typeNearPatient := []byte(`{"patient":{"nhsNumber":` + smith.NHS + `,"name":{"family":"` + smith.Family + `"}}}`)
 	metaSyntaxNearPatient := []byte("--B\r\nContent-Disposition: form-data; name=\"metadata\"\r\nContent-Type: application/json\r\n\r\n" +
 		string(syntaxNearPatient) + "\r\n" + filePart + "%PDF-1.4\r\n--B--\r\n")
+	// A part header without a colon: Go's multipart reader quotes the whole
+	// line in its error, here a file name with the patient's name and number.
+	brokenFileHeader := []byte(metaPart + "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + smith.Family + "\r\n" +
+		smith.NHS + ".pdf\"\r\n\r\n%PDF-1.4\r\n--B--\r\n")
+	brokenMetaHeader := []byte("--B\r\nContent-Disposition: form-data; name=\"metadata\"; filename=\"" + smith.Family + "\r\n" +
+		smith.NHS + ".json\"\r\n\r\n{}\r\n--B--\r\n")
+	brokenExtraHeader := []byte(metaPart + filePart + "%PDF-1.4\r\n--B\r\nContent-Disposition: form-data; name=\"x\"; filename=\"" +
+		smith.Family + "\r\n" + smith.NHS + "\"\r\n\r\nx\r\n--B--\r\n")
 	fhirSyntaxNearPatient := []byte(`{"resourceType":"Bundle","type":"message","entry":[{"resource":{"resourceType":"Patient","identifier":[{"value":"` +
 		smith.NHS + `"}],"birthDate":"` + smith.BirthDate + `","name":[{"family":"` + smith.Family + `"}],}}]}`)
 
@@ -71,6 +79,10 @@ func TestBadInputs(t *testing.T) {
 		{"malformed JSON next to patient data", "POST", "/v1/documents", "application/json", syntaxNearPatient, "", nil, 400, false, "at byte"},
 		{"wrong type next to patient data", "POST", "/v1/documents", "application/json", typeNearPatient, "", nil, 400, false, "nhsNumber"},
 		{"malformed metadata next to patient data", "POST", "/v1/documents", "multipart/form-data; boundary=B", metaSyntaxNearPatient, "", nil, 400, false, "at byte"},
+		{"multipart file header broken around patient data", "POST", "/v1/documents", "multipart/form-data; boundary=B", brokenFileHeader, "", nil, 400, false, "file"},
+		{"multipart metadata header broken around patient data", "POST", "/v1/documents", "multipart/form-data; boundary=B", brokenMetaHeader, "", nil, 400, false, "metadata"},
+		{"multipart extra part header broken around patient data", "POST", "/v1/documents", "multipart/form-data; boundary=B", brokenExtraHeader, "", nil, 400, false, "ended early or had extra parts"},
+		{"unknown path with patient data", "GET", "/v1/patients/" + smith.NHS, "", nil, "", nil, 404, false, "route"},
 		{"FHIR malformed next to patient data", "POST", "/FHIR/STU3/$process-message", "application/fhir+json", fhirSyntaxNearPatient, "", nil, 400, true, ""},
 		{"unknown field", "POST", "/v1/documents", "application/json", []byte(`{"patient":{},"colour":"blue"}`), "", nil, 400, false, "colour"},
 		{"trailing data", "POST", "/v1/documents", "application/json", append(append([]byte{}, valid...), []byte(`{}`)...), "", nil, 400, false, "after the JSON"},
