@@ -47,6 +47,15 @@ func (w *Worker) process(ctx context.Context, id string, rec *tracking.Message, 
 	default:
 		return true, time.Time{}
 	}
+	if rec.Attempts >= w.cfg.MaxAttempts {
+		// Attempts are counted before each send, so this is reached when the
+		// last attempts ended with no outcome at all: the replica died or was
+		// stopped mid-send each time (a document that kills it, say).
+		w.log.ErrorContext(ctx, "giving up on MESH send: attempts ended without an outcome", slog.String("message_id", rec.ID),
+			slog.Int("attempt", rec.Attempts))
+		return w.fail(ctx, rec, tracking.StateFailed, tracking.EventFailed, &tracking.MeshError{Code: CodeGaveUp,
+			Description: "gave up after " + itoa(rec.Attempts) + " attempts that ended without an outcome (the gateway stopped mid-send)"}), time.Time{}
+	}
 	sender, ok := w.senders.ForMailbox(rec.Mailbox)
 	if !ok {
 		// Configuration, not the message: say so loudly.
@@ -295,30 +304,52 @@ func safeDescription(err error) string {
 }
 
 // markSent records a completed send and schedules the first tracking poll.
+// MESH holds the message now, so the record must say so: a failed write is
+// retried for a while (also during shutdown), because a message left
+// 'sending' would be sent again by the next owner.
 func (w *Worker) markSent(ctx context.Context, rec *tracking.Message, meshID string) (bool, time.Time) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markSentPatience)
+	defer cancel()
 	now := w.cfg.Now().UTC()
-	out, err := w.store.TransitionFrom(ctx, rec, []tracking.State{tracking.StateSending}, tracking.StateSent,
-		tracking.Event{Type: tracking.EventSent, MeshMessageID: meshID}, func(m *tracking.Message) {
-			m.MeshMessageID = meshID
-			m.SentAt = &now
-			m.FirstChunkUnconfirmed = false
-			m.LastError = nil
-			if m.ChunkSize > 0 {
-				m.ChunksSent = int((m.PayloadSize + m.ChunkSize - 1) / m.ChunkSize)
-			}
-		})
-	if errors.Is(err, tracking.ErrStateConflict) || errors.Is(err, tracking.ErrNotFound) {
-		return true, time.Time{}
+	var (
+		out *tracking.Message
+		err error
+	)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		out, err = w.store.TransitionFrom(ctx, rec, []tracking.State{tracking.StateSending}, tracking.StateSent,
+			tracking.Event{Type: tracking.EventSent, MeshMessageID: meshID}, func(m *tracking.Message) {
+				m.MeshMessageID = meshID
+				m.SentAt = &now
+				m.FirstChunkUnconfirmed = false
+				m.LastError = nil
+				if m.ChunkSize > 0 {
+					m.ChunksSent = int((m.PayloadSize + m.ChunkSize - 1) / m.ChunkSize)
+				}
+			})
+		if err == nil || errors.Is(err, tracking.ErrStateConflict) || errors.Is(err, tracking.ErrNotFound) {
+			break
+		}
+		w.log.WarnContext(ctx, "outbox record sent failed, retrying", slog.String("message_id", rec.ID),
+			slog.String("mesh_message_id", meshID), slog.String("error", err.Error()))
+		select {
+		case <-ctx.Done():
+			w.log.ErrorContext(ctx, "could not record a message MESH accepted; it may be sent again", slog.String("message_id", rec.ID),
+				slog.String("mesh_message_id", meshID))
+			return false, time.Time{}
+		case <-time.After(wait):
+		}
 	}
 	if err != nil {
-		w.log.WarnContext(ctx, "outbox record sent failed", slog.String("message_id", rec.ID), slog.String("error", err.Error()))
-		return false, time.Time{}
+		return true, time.Time{} // someone else settled it
 	}
 	w.log.InfoContext(ctx, "sent to MESH", slog.String("message_id", out.ID), slog.String("mesh_message_id", meshID),
 		slog.Int("attempt", out.Attempts))
 	w.scheduleTrack(ctx, out.ID, 0, true)
 	return true, time.Time{}
 }
+
+// markSentPatience bounds how long markSent keeps trying to record a send.
+const markSentPatience = 30 * time.Second
 
 // fail moves the message to a failed state with the reason on record. It
 // reports whether the message is settled (failed now, or already moved on by

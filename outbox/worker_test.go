@@ -772,3 +772,48 @@ func TestUnrecordedFailureStaysPending(t *testing.T) {
 		t.Fatalf("state %s, pending entries %d: want the message still queued (accepted, 1 pending)", rec.State, pending.Count)
 	}
 }
+
+// Once MESH has accepted a message, a Redis blip while recording it must not
+// lead to a second send: the worker keeps trying to record 'sent'.
+func TestSentRecordedThroughRedisBlip(t *testing.T) {
+	h := newHarness(t)
+	h.accept("m1", "MBXA", payloadText)
+	f := &fakeSender{}
+	f.send = func(ctx context.Context, n int) (meshbridge.SendResult, error) {
+		h.m.Close() // Redis goes away just as MESH answers 202, and comes back
+		go func() { time.Sleep(2500 * time.Millisecond); _ = h.m.Restart() }() // longer than go-redis retries itself
+		return meshbridge.SendResult{MessageID: fmt.Sprintf("MESH-%d", n)}, nil
+	}
+	h.run(senderMap{"MBXA": f}, h.config("a"))
+	rec := h.waitState("m1", tracking.StateSent)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sends) != 1 || rec.MeshMessageID != "MESH-0" {
+		t.Fatalf("%d sends (want 1), MESH id %q", len(f.sends), rec.MeshMessageID)
+	}
+	if !strings.Contains(h.logs.String(), "outbox record sent failed, retrying") {
+		t.Fatal("the blip did not hit the sent record: the test did not exercise the retry")
+	}
+}
+
+// A message whose every attempt ends without an outcome (the replica dies
+// mid-send) is failed once MaxAttempts attempts are on record, instead of
+// being taken up again forever.
+func TestAttemptsWithoutOutcomeGiveUp(t *testing.T) {
+	h := newHarness(t)
+	h.accept("m1", "MBXA", payloadText)
+	cfg := h.config("a")
+	for range cfg.MaxAttempts { // as left by replicas killed during each send
+		if _, err := h.store.Update(context.Background(), "m1", func(m *tracking.Message) error { m.Attempts++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &fakeSender{}
+	h.run(senderMap{"MBXA": f}, cfg)
+	rec := h.waitState("m1", tracking.StateFailed)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sends) != 0 || rec.LastError == nil || rec.LastError.Code != CodeGaveUp {
+		t.Fatalf("sends %d, last error %+v: want no send and %s", len(f.sends), rec.LastError, CodeGaveUp)
+	}
+}
