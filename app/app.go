@@ -308,8 +308,8 @@ func routeName(r *http.Request) string {
 	}
 }
 
-// Run serves until ctx ends, then shuts down gracefully: stop accepting,
-// finish in-flight requests (30 s), stop workers, close Redis.
+// Run serves until ctx ends, then shuts down gracefully: stop taking work,
+// finish in-flight requests (30 s) and MESH sends (20 s), close Redis.
 func (a *App) Run(ctx context.Context) error {
 	defer a.close()
 	api := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
@@ -345,11 +345,13 @@ func (a *App) Run(ctx context.Context) error {
 	case serveErr = <-errc:
 	}
 	a.log.Info("shutting down")
+	// Workers take no new work from now on; the outbox lets sends in flight
+	// finish (up to 20 s) while in-flight requests finish too.
+	stopWork()
 	shCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = api.Shutdown(shCtx)
 	_ = admin.Shutdown(shCtx)
-	stopWork()
 	wg.Wait()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("http.Serve: %w", serveErr)

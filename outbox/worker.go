@@ -75,6 +75,10 @@ type Config struct {
 	// replica killed for memory would take the same sends up again at restart.
 	SendMemory   int64
 	PollInterval time.Duration // how often due retries, tracking polls and idle entries are looked for; default 1s
+	// DrainTimeout is how long sends in flight when Run's context ends may
+	// take to finish; default 20s. Cutting a send off mid-request leaves
+	// MESH's answer unknown, and the next owner sends it again.
+	DrainTimeout time.Duration
 	Now          func() time.Time
 	Logger       *slog.Logger
 }
@@ -116,6 +120,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 20 * time.Second
 	}
 	if c.SendMemory <= 0 {
 		c.SendMemory = 256 << 20
@@ -188,21 +195,42 @@ return 0`),
 
 func lockKey(id string) string { return "{gw}:lock:" + id }
 
-// Run works until ctx is done. A send in progress when ctx ends is
-// abandoned; its stream entry stays pending and is taken up again (by this
+// Run works until ctx is done. Then it takes no new work and gives the
+// sends in flight DrainTimeout to finish; one still running after that is
+// abandoned, its stream entry stays pending and is taken up again (by this
 // consumer on restart, or by another replica after ClaimIdle).
 func (w *Worker) Run(ctx context.Context) error {
 	err := w.rdb.XGroupCreateMkStream(ctx, tracking.OutboxStream, Group, "0").Err()
 	if err != nil && !isBusyGroup(err) {
 		return fmt.Errorf("outbox: create consumer group: %w", err)
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() { w.every(ctx, w.moveDueRetries) })
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	drained := make(chan struct{})
+	go func() {
+		select {
+		case <-drained:
+			return
+		case <-ctx.Done():
+		}
+		t := time.NewTimer(w.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-drained:
+		case <-t.C:
+			w.log.Warn("sends still running at the end of the drain time were cut off; they will be sent again")
+			cancelSends()
+		}
+	}()
+	var loops, sends sync.WaitGroup
+	loops.Go(func() { w.every(ctx, w.moveDueRetries) })
 	// Tracking polls get their own loop so a slow MESH answer never delays
 	// re-queued retries.
-	wg.Go(func() { w.every(ctx, w.pollTracking) })
-	w.dispatch(ctx, &wg)
-	wg.Wait()
+	loops.Go(func() { w.every(ctx, w.pollTracking) })
+	w.dispatch(ctx, sendCtx, &sends)
+	sends.Wait()
+	close(drained)
+	loops.Wait()
 	return nil
 }
 
@@ -210,9 +238,11 @@ func isBusyGroup(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "BUSYGROUP")
 }
 
-// dispatch hands stream entries to at most Concurrency handlers. An entry
-// is read only when a handler is free, so nothing waits unclaimed in memory.
-func (w *Worker) dispatch(ctx context.Context, wg *sync.WaitGroup) {
+// dispatch hands stream entries to at most Concurrency handlers, until ctx
+// ends; the handlers work under sendCtx, which outlives it by the drain
+// time. An entry is read only when a handler is free, so nothing waits
+// unclaimed in memory.
+func (w *Worker) dispatch(ctx, sendCtx context.Context, wg *sync.WaitGroup) {
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	src := &entrySource{w: w, pendingFrom: "0", claimFrom: "0-0"}
 	for {
@@ -232,7 +262,7 @@ func (w *Worker) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			w.handle(ctx, *msg)
+			w.handle(sendCtx, *msg)
 		})
 	}
 }

@@ -187,7 +187,7 @@ func (h *harness) config(consumer string) Config {
 		Consumer: consumer, Concurrency: 4, PerMailbox: 2, ClaimIdle: 2 * time.Minute,
 		Backoff: []time.Duration{time.Minute}, MaxAttempts: 5, ChunkSize: 8,
 		TrackSchedule: []time.Duration{2 * time.Minute, 5 * time.Minute, 15 * time.Minute},
-		PollInterval:  5 * time.Millisecond, Now: h.clock.Now,
+		PollInterval:  5 * time.Millisecond, Now: h.clock.Now, DrainTimeout: 2 * time.Second,
 		Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 }
@@ -780,7 +780,7 @@ func TestSentRecordedThroughRedisBlip(t *testing.T) {
 	h.accept("m1", "MBXA", payloadText)
 	f := &fakeSender{}
 	f.send = func(ctx context.Context, n int) (meshbridge.SendResult, error) {
-		h.m.Close() // Redis goes away just as MESH answers 202, and comes back
+		h.m.Close()                                                            // Redis goes away just as MESH answers 202, and comes back
 		go func() { time.Sleep(2500 * time.Millisecond); _ = h.m.Restart() }() // longer than go-redis retries itself
 		return meshbridge.SendResult{MessageID: fmt.Sprintf("MESH-%d", n)}, nil
 	}
@@ -815,5 +815,32 @@ func TestAttemptsWithoutOutcomeGiveUp(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.sends) != 0 || rec.LastError == nil || rec.LastError.Code != CodeGaveUp {
 		t.Fatalf("sends %d, last error %+v: want no send and %s", len(f.sends), rec.LastError, CodeGaveUp)
+	}
+}
+
+// Stopping the worker lets a send in flight finish and be recorded, instead
+// of cutting it off with MESH's answer unknown (the next owner would send it
+// again).
+func TestStopDrainsSendsInFlight(t *testing.T) {
+	h := newHarness(t)
+	h.accept("m1", "MBXA", payloadText)
+	f := &fakeSender{}
+	f.send = func(ctx context.Context, n int) (meshbridge.SendResult, error) {
+		select {
+		case <-time.After(300 * time.Millisecond): // MESH takes its time to answer
+			return meshbridge.SendResult{MessageID: fmt.Sprintf("MESH-%d", n)}, nil
+		case <-ctx.Done():
+			return meshbridge.SendResult{}, ctx.Err()
+		}
+	}
+	stop := h.run(senderMap{"MBXA": f}, h.config("a"))
+	h.waitUntil("a send in flight", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.inflight == 1 })
+	stop()
+	rec, err := h.store.Get(context.Background(), "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != tracking.StateSent || rec.MeshMessageID != "MESH-0" {
+		t.Fatalf("after stop: state %s, MESH id %q; want the send finished and recorded", rec.State, rec.MeshMessageID)
 	}
 }
