@@ -231,7 +231,7 @@ func (s *Store) Accept(ctx context.Context, msg *Message, payload io.Reader) (*M
 		})
 		return err
 	}
-	if err := s.watchRetry(ctx, txf, keys...); err != nil {
+	if err := s.watchRetry(ctx, txf, keys...); err != nil && (existing != nil || !s.landed(ctx, m.ID, err)) {
 		s.rdb.Del(context.WithoutCancel(ctx), tmp)
 		return nil, false, fmt.Errorf("tracking: accept: %w", err)
 	}
@@ -294,10 +294,26 @@ func (s *Store) acceptSmall(ctx context.Context, m, msg *Message, payload io.Rea
 		w.queue(ctx, p)
 		return nil
 	})
-	if err != nil {
+	if err != nil && !s.landed(ctx, m.ID, err) {
 		return nil, nil, fmt.Errorf("tracking: accept: %w", err)
 	}
 	return m, nil, nil
+}
+
+// landed reports whether the write of message id went through although its
+// transaction failed with err: when the connection broke after Redis
+// received EXEC (a lost reply, a timeout), the message may be stored, and
+// telling the caller "not accepted" would make it send the document again.
+// A Redis error reply means EXEC did not apply.
+func (s *Store) landed(ctx context.Context, id string, err error) bool {
+	var serverErr redis.Error
+	if errors.As(err, &serverErr) || errors.Is(err, ErrDuplicateID) || errors.Is(err, ErrContention) {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	n, xerr := s.rdb.Exists(cctx, msgKey(id)).Result()
+	return xerr == nil && n == 1
 }
 
 // queueAcceptWrites queues everything Accept writes besides the payload:

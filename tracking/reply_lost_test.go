@@ -17,7 +17,8 @@ import (
 // replyDropper loses the server's answer to the first script call after it
 // is armed: the script has run, the client sees a dropped connection.
 type replyDropper struct {
-	armed atomic.Bool
+	armed  atomic.Bool
+	marker []byte // the command whose reply is lost; default EVAL
 }
 
 type dropConn struct {
@@ -27,7 +28,11 @@ type dropConn struct {
 }
 
 func (c *dropConn) Write(b []byte) (int, error) {
-	if c.d.armed.Load() && bytes.Contains(bytes.ToUpper(b), []byte("EVAL")) {
+	marker := c.d.marker
+	if marker == nil {
+		marker = []byte("EVAL")
+	}
+	if c.d.armed.Load() && bytes.Contains(bytes.ToUpper(b), marker) {
 		c.pending.Store(true)
 	}
 	return c.Conn.Write(b)
@@ -46,6 +51,47 @@ func (c *dropConn) Read(b []byte) (int, error) {
 	c.d.armed.Store(false)
 	c.Conn.Close()
 	return 0, io.EOF
+}
+
+func dropperClient(t *testing.T, d *replyDropper) redis.UniversalClient {
+	t.Helper()
+	addr := redistest.Start(t)
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr},
+		Dialer: func(ctx context.Context, network, a string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, a)
+			if err != nil {
+				return nil, err
+			}
+			return &dropConn{Conn: c, d: d}, nil
+		}})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// When the reply to Accept's EXEC is lost the message is stored all the
+// same: Accept must say so, not make the caller send the document again.
+func TestRealRedisAcceptReplyLost(t *testing.T) {
+	d := &replyDropper{marker: []byte("EXEC")}
+	rdb := dropperClient(t, d)
+	s := NewStore(rdb, StoreOptions{})
+	ctx := context.Background()
+	d.armed.Store(true)
+	rec, created, err := s.Accept(ctx, newMsg("c1", "m1"), strings.NewReader("doc"))
+	if err != nil || !created || rec.ID != "m1" {
+		t.Fatalf("Accept with a lost EXEC reply = %v, %v, %v; want the stored message", rec, created, err)
+	}
+	if d.armed.Load() {
+		t.Fatal("no reply was dropped: the test did not exercise the lost reply")
+	}
+	if n, _ := rdb.XLen(ctx, OutboxStream).Result(); n != 1 {
+		t.Fatalf("outbox entries %d, want 1", n)
+	}
+	// A transaction that never reached Redis is still an error.
+	d.armed.Store(false)
+	_ = rdb.Close()
+	if _, _, err := s.Accept(ctx, newMsg("c1", "m2"), strings.NewReader("doc")); err == nil {
+		t.Fatal("Accept on a closed client succeeded")
+	}
 }
 
 // go-redis retries a command whose connection dropped. When that command
