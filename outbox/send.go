@@ -31,7 +31,9 @@ func (w *Worker) process(ctx context.Context, id string, rec *tracking.Message, 
 		rec, err = w.store.Get(ctx, id)
 	}
 	if errors.Is(err, tracking.ErrNotFound) {
-		w.log.WarnContext(ctx, "outbox entry for an unknown message (expired?)", slog.String("message_id", id))
+		// Nothing to send without the record. After a 202 this means Redis
+		// lost it: retention ran out, or eviction (maxmemory-policy) took it.
+		w.log.ErrorContext(ctx, "outbox entry for a message whose record is gone (retention expired, or Redis evicted it: check maxmemory-policy noeviction)", slog.String("message_id", id))
 		return true, time.Time{}
 	}
 	if err != nil {
