@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -35,7 +37,7 @@ func SetupTracing(ctx context.Context, endpoint, serviceName, version string) (*
 		if err != nil {
 			return nil, fmt.Errorf("otlptracehttp.New: %w", err)
 		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
+		opts = append(opts, sdktrace.WithSpanProcessor(PathRedactor{}), sdktrace.WithBatcher(exp))
 	} else {
 		// Nothing exports spans: keep the (valid) trace ids for the logs but
 		// record nothing, which spares every request the attribute work.
@@ -48,6 +50,41 @@ func SetupTracing(ctx context.Context, endpoint, serviceName, version string) (*
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return &Tracing{Provider: tp}, nil
 }
+
+// PathRedactor rewrites the raw request path that HTTP server
+// instrumentation records (url.path, http.target) to the route in the span
+// name, and empties url.query and url.full: a path or query can carry
+// anything a caller typed, patient data included. Span names are routes
+// already (see the gateway's span name formatter).
+type PathRedactor struct{}
+
+// OnStart implements sdktrace.SpanProcessor.
+func (PathRedactor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
+	if s.SpanKind() != trace.SpanKindServer {
+		return
+	}
+	route := s.Name()
+	if _, r, ok := strings.Cut(route, " "); ok {
+		route = r
+	}
+	for _, kv := range s.Attributes() {
+		switch kv.Key {
+		case "url.path", "http.target":
+			s.SetAttributes(attribute.String(string(kv.Key), route))
+		case "url.query", "url.full":
+			s.SetAttributes(attribute.String(string(kv.Key), ""))
+		}
+	}
+}
+
+// OnEnd implements sdktrace.SpanProcessor.
+func (PathRedactor) OnEnd(sdktrace.ReadOnlySpan) {}
+
+// Shutdown implements sdktrace.SpanProcessor.
+func (PathRedactor) Shutdown(context.Context) error { return nil }
+
+// ForceFlush implements sdktrace.SpanProcessor.
+func (PathRedactor) ForceFlush(context.Context) error { return nil }
 
 // Shutdown flushes and stops the provider.
 func (t *Tracing) Shutdown(ctx context.Context) error {
