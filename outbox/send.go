@@ -102,7 +102,10 @@ func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender Me
 		evType = tracking.EventResent
 	}
 	id := rec.ID
-	rec, err := w.store.TransitionFrom(ctx, rec, []tracking.State{tracking.StateAccepted, tracking.StateSending},
+	// Still no MESH id: the record was read before waiting for the mailbox
+	// slot and memory, and a send that got one must be resumed, not redone.
+	noMeshID := func(m *tracking.Message) bool { return m.MeshMessageID == "" }
+	rec, err := w.store.TransitionFromIf(ctx, rec, []tracking.State{tracking.StateAccepted, tracking.StateSending}, noMeshID,
 		tracking.StateSending, tracking.Event{Type: evType, Attempt: rec.Attempts + 1}, func(m *tracking.Message) {
 			m.Attempts++
 			m.FirstChunkAttempts++
@@ -111,7 +114,9 @@ func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender Me
 			m.ChunksSent = 0
 		})
 	if errors.Is(err, tracking.ErrStateConflict) || errors.Is(err, tracking.ErrNotFound) {
-		return true, time.Time{}
+		// Sent, failed or in another owner's hands since it was read: the
+		// entry stays pending and the next look at it sees the record as is.
+		return errors.Is(err, tracking.ErrNotFound), time.Time{}
 	}
 	if err != nil {
 		w.log.WarnContext(ctx, "outbox record attempt failed", slog.String("message_id", id), slog.String("error", err.Error()))

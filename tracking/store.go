@@ -444,6 +444,19 @@ func (s *Store) TransitionFrom(ctx context.Context, rec *Message, from []State, 
 	return s.modify(ctx, rec.ID, rec.stored, transitionChange(rec.ID, from, nil, to, ev, mutate))
 }
 
+// TransitionFromIf is TransitionFrom that also requires cond to hold for the
+// stored record (ErrStateConflict otherwise): for a precondition the state
+// alone does not show.
+func (s *Store) TransitionFromIf(ctx context.Context, rec *Message, from []State, cond func(*Message) bool, to State, ev Event, mutate func(*Message)) (*Message, error) {
+	change := transitionChange(rec.ID, from, nil, to, ev, mutate)
+	return s.modify(ctx, rec.ID, rec.stored, func(m *Message) ([]Event, error) {
+		if cond != nil && !cond(m) {
+			return nil, fmt.Errorf("%w: %s no longer meets the precondition", ErrStateConflict, rec.ID)
+		}
+		return change(m)
+	})
+}
+
 func transitionChange(id string, from []State, via []Event, to State, ev Event, mutate func(*Message)) func(*Message) ([]Event, error) {
 	return func(m *Message) ([]Event, error) {
 		if len(from) > 0 && !slices.Contains(from, m.State) {

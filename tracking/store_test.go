@@ -570,3 +570,29 @@ func TestTransitionFrom(t *testing.T) {
 		t.Fatalf("stored: state %s attempts %d events %d", got.State, got.Attempts, len(got.Events))
 	}
 }
+
+// TransitionFromIf checks its precondition against the stored record, not
+// the caller's (stale) copy.
+func TestTransitionFromIf(t *testing.T) {
+	s, _, _ := newTestStore(t, StoreOptions{})
+	ctx := context.Background()
+	if _, _, err := s.Accept(ctx, newMsg("c1", "m1"), strings.NewReader("doc")); err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := s.Get(ctx, "m1")
+	noMeshID := func(m *Message) bool { return m.MeshMessageID == "" }
+	if _, err := s.Update(ctx, "m1", func(m *Message) error { m.MeshMessageID = "MESH1"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TransitionFromIf(ctx, stale, []State{StateAccepted}, noMeshID, StateSending, Event{Type: EventSendAttempt}, nil); !errors.Is(err, ErrStateConflict) {
+		t.Fatalf("precondition broken since the read: %v, want ErrStateConflict", err)
+	}
+	if got, _ := s.Get(ctx, "m1"); got.State != StateAccepted || len(got.Events) != 1 {
+		t.Fatalf("record changed: state %s, %d events", got.State, len(got.Events))
+	}
+	fresh, _ := s.Get(ctx, "m1")
+	if _, err := s.TransitionFromIf(ctx, fresh, []State{StateAccepted}, func(m *Message) bool { return m.MeshMessageID == "MESH1" },
+		StateSending, Event{Type: EventSendAttempt}, nil); err != nil {
+		t.Fatalf("precondition holding: %v", err)
+	}
+}
