@@ -38,11 +38,8 @@ type bench struct {
 
 // burst is the outcome of posting n copies of body concurrently.
 type burst struct {
-	elapsed   time.Duration
-	latencies []time.Duration // of the 202s
-	ids       []string
-	failed    int
-	firstErr  error
+	loadResult // latencies are of the 202s
+	ids        []string
 }
 
 // signTokens makes n single-use JWTs up front (RS512 signing would
@@ -77,47 +74,15 @@ func (b *bench) signTokens(ctx context.Context, n int) ([]string, error) {
 // post sends len(tokens) copies of body from opts.concurrency callers.
 func (b *bench) post(ctx context.Context, body []byte, tokens []string) burst {
 	hc := stack.HTTPClient(b.opts.concurrency, 60*time.Second)
-	type outcome struct {
-		lat time.Duration
-		id  string
-		err error
-	}
-	results := make([]outcome, len(tokens))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range b.opts.concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				t0 := time.Now()
-				acc, _, err := b.st.Post(ctx, hc, tokens[i], "application/json", bytes.NewReader(body), "")
-				results[i] = outcome{lat: time.Since(t0), id: acc.ID, err: err}
-			}
-		}()
-	}
-	for i := range tokens {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	out := burst{elapsed: time.Since(start)}
-	for _, r := range results {
-		switch {
-		case r.err != nil:
-			out.failed++
-			if out.firstErr == nil {
-				out.firstErr = r.err
-			}
-		case r.id != "":
-			out.latencies = append(out.latencies, r.lat)
-			out.ids = append(out.ids, r.id)
-		default:
-			out.failed++ // not sent (interrupted)
+	ids := make([]string, len(tokens))
+	out := burst{loadResult: drive(ctx, len(tokens), b.opts.concurrency, func(ctx context.Context, i int) error {
+		acc, _, err := b.st.Post(ctx, hc, tokens[i], "application/json", bytes.NewReader(body), "")
+		ids[i] = acc.ID // "" unless err == nil
+		return err
+	})}
+	for _, id := range ids {
+		if id != "" {
+			out.ids = append(out.ids, id)
 		}
 	}
 	b.posted += len(out.ids)
