@@ -317,10 +317,10 @@ func orderKey(it *inboxItem) string {
 		return ""
 	}
 	it.ack = ack
-	if ack.RespondsTo != "" && ack.RespondsTo != itk.UnreadableInOriginal {
+	if usableRef(ack.RespondsTo) {
 		return "itk:" + ack.RespondsTo
 	}
-	if ack.SenderReference != "" && ack.SenderReference != itk.UnreadableInOriginal {
+	if usableRef(ack.SenderReference) {
 		return "ref:" + ack.SenderReference
 	}
 	return ""
@@ -554,7 +554,7 @@ func (c *Collector) settle(ctx context.Context, id string, err error, ev trackin
 // original MessageHeader id (response.identifier), then by SenderReference.
 func (c *Collector) correlate(ctx context.Context, ack *itk.Acknowledgement) (*tracking.Message, error) {
 	for _, ref := range []string{ack.RespondsTo, ack.SenderReference} {
-		if ref == "" || ref == "UNREADABLE-IN-ORIGINAL-MESSAGE" {
+		if !usableRef(ref) {
 			continue
 		}
 		m, err := c.store.FindByITK(ctx, ref)
@@ -567,6 +567,10 @@ func (c *Collector) correlate(ctx context.Context, ack *itk.Acknowledgement) (*t
 	}
 	return nil, tracking.ErrNotFound
 }
+
+// usableRef reports whether an ITK3 response reference can name a sent
+// message (it is neither missing nor ITK3's "unreadable" placeholder).
+func usableRef(ref string) bool { return ref != "" && ref != itk.UnreadableInOriginal }
 
 func nonZero(t, fallback time.Time) time.Time {
 	if t.IsZero() {
