@@ -172,10 +172,9 @@ func titleStatus(s string) string {
 }
 
 const (
-	compactTime   = "20060102150405"
-	isoNoZone     = "2006-01-02T15:04:05.000000"
-	httpDateUTC   = "Mon, 02 Jan 2006 15:04:05 UTC"
-	noStatusEvent = ""
+	compactTime = "20060102150405"
+	isoNoZone   = "2006-01-02T15:04:05.000000"
+	httpDateUTC = "Mon, 02 Jan 2006 15:04:05 UTC"
 )
 
 func fmtCompact(t time.Time) string {
