@@ -324,8 +324,7 @@ func (s *Store) queueAcceptWrites(w *writes, m *Message, data []byte, now time.T
 	ck := clientKey(m.ClientID)
 	w.zadd(ck, m.CreatedAt.UnixMilli(), m.ID)
 	w.do("ZREMRANGEBYSCORE", ck, "-inf", "("+strconv.FormatInt(now.Add(-s.ttl).UnixMilli(), 10))
-	w.expire(ck, s.ttl)
-	s.queueIndexes(w, m)
+	s.queueIndexes(w, m) // also refreshes the client index's TTL
 	w.zadd(stateKey(StateAccepted), now.UnixMilli(), m.ID)
 	w.do("XADD", OutboxStream, "*", "messageId", m.ID, "mailbox", m.Mailbox)
 	s.queueEvent(w, m, 0)
