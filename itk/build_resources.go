@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshgateway/gateway/itk/fhir"
 )
 
 // Profiles and fixed values of the Send Document message
@@ -219,7 +221,7 @@ func buildCompositionNarrative(req *SendRequest, version string) *wireElem {
 	text := req.Documents[0].Title + " for " + buildPatientName(req.Patient.Name) +
 		", NHS Number: " + displayNHSNumber(req.Patient.NHSNumber) +
 		", seen at " + practice + ", " + org.ODSCode + ", Version: " + version
-	div := `<div xmlns="` + wireNSXHTML + `"><p>` + buildXHTMLText(text) + `</p></div>`
+	div := `<div xmlns="` + fhir.NamespaceXHTML + `"><p>` + buildXHTMLText(text) + `</p></div>`
 	return wComplex("text", wPrim("status", "generated"), &wireElem{name: "div", kind: wkXHTML, value: div})
 }
 
@@ -235,7 +237,7 @@ func buildBinaryReferences(binaryIDs []string) []*wireElem {
 // buildSectionNarrative lists the attachments for readers that show narrative.
 func buildSectionNarrative(docs []Document) *wireElem {
 	var b strings.Builder
-	b.WriteString(`<div xmlns="` + wireNSXHTML + `"><ul>`)
+	b.WriteString(`<div xmlns="` + fhir.NamespaceXHTML + `"><ul>`)
 	for _, d := range docs {
 		b.WriteString("<li>")
 		b.WriteString(buildXHTMLText(d.Title))

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/meshgateway/gateway/itk/fhir"
 )
 
 // The wire encoders walk a small FHIR element tree (wireElem) and write FHIR STU3
@@ -30,9 +32,6 @@ const (
 )
 
 const (
-	wireNSFHIR  = "http://hl7.org/fhir"
-	wireNSXHTML = "http://www.w3.org/1999/xhtml"
-
 	wireBufferSize = 32 << 10
 	wireIndent     = "  "
 )
@@ -229,7 +228,7 @@ func streamedSize(el *wireElem) (int64, bool) {
 
 func encodeWireXML(w io.Writer, root *wireElem, sizeOnly bool) (int64, error) {
 	e := newWireEncoder(w, sizeOnly)
-	e.str(`<` + root.resType + ` xmlns="` + wireNSFHIR + `">`)
+	e.str(`<` + root.resType + ` xmlns="` + fhir.NamespaceFHIR + `">`)
 	e.xmlChildren(root.children, 1)
 	e.indent(0)
 	e.str(`</` + root.resType + ">\n")
