@@ -78,11 +78,7 @@ func (c *Client) Download(ctx context.Context, messageID string, w io.Writer) (*
 // copyChunk streams one chunk's body to w, decoding gzip when served so.
 func (d *downloader) copyChunk(resp *http.Response, k, total int, w io.Writer) error {
 	defer drainClose(resp.Body)
-	wantStatus := http.StatusPartialContent
-	if k >= total {
-		wantStatus = http.StatusOK
-	}
-	if resp.StatusCode != wantStatus && resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
 		return fmt.Errorf("meshbridge: download chunk %d/%d: unexpected HTTP %d", k, total, resp.StatusCode)
 	}
 	if resp.ContentLength == 0 {
