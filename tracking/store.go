@@ -167,17 +167,7 @@ func (s *Store) Accept(ctx context.Context, msg *Message, payload io.Reader) (*M
 		s.rdb.Del(context.WithoutCancel(ctx), tmp)
 		return nil, false, err
 	}
-	now := s.now().UTC()
-	m.PayloadSize = size
-	// The caller may finish hashing a streamed request only as the payload
-	// ends (multipart uploads), so take the hash after the upload.
-	m.RequestHash = msg.RequestHash
-	m.State = StateAccepted
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = now
-	}
-	m.UpdatedAt = now
-	m.Events = []Event{{Type: EventAccepted, State: StateAccepted, At: now}}
+	now := s.stampAccepted(&m, msg, size)
 
 	var (
 		existing *Message
@@ -264,15 +254,7 @@ func (s *Store) acceptSmall(ctx context.Context, m, msg *Message, payload io.Rea
 	case rerr != io.EOF && rerr != io.ErrUnexpectedEOF: // ReadFull's own sentinels only (see upload)
 		return nil, nil, fmt.Errorf("tracking: read payload: %w", rerr)
 	}
-	now := s.now().UTC()
-	m.PayloadSize = int64(n)
-	m.RequestHash = msg.RequestHash
-	m.State = StateAccepted
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = now
-	}
-	m.UpdatedAt = now
-	m.Events = []Event{{Type: EventAccepted, State: StateAccepted, At: now}}
+	now := s.stampAccepted(m, msg, int64(n))
 	if msg.ID != "" { // a caller-chosen id must not overwrite another message
 		exists, err := s.rdb.Exists(ctx, msgKey(m.ID)).Result()
 		if err != nil {
@@ -298,6 +280,23 @@ func (s *Store) acceptSmall(ctx context.Context, m, msg *Message, payload io.Rea
 		return nil, nil, fmt.Errorf("tracking: accept: %w", err)
 	}
 	return m, nil, nil
+}
+
+// stampAccepted fills in what Accept records once the payload is stored:
+// its size, the request hash, the 'accepted' state and event. The caller may
+// finish hashing a streamed request only as the payload ends (multipart
+// uploads), so the hash is taken from msg now. It returns the time used.
+func (s *Store) stampAccepted(m, msg *Message, size int64) time.Time {
+	now := s.now().UTC()
+	m.PayloadSize = size
+	m.RequestHash = msg.RequestHash
+	m.State = StateAccepted
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = now
+	}
+	m.UpdatedAt = now
+	m.Events = []Event{{Type: EventAccepted, State: StateAccepted, At: now}}
+	return now
 }
 
 // landed reports whether the write of message id went through although its
