@@ -52,7 +52,6 @@ const (
 	ExtNHSNumberVerificationV2 = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-NHSNumberVerificationStatus-1"
 	ExtNHSNumberVerificationV1 = "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-NHSNumberVerificationStatus-1"
 	LocalExtensionV2           = "None"
-	SNOMEDReportOfEncounterV1  = "371531000"
 	maxSenderReference         = 255
 )
 
