@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -43,12 +44,7 @@ func (p RetryPolicy) retryableStatus(status int) bool {
 	if p.Statuses == nil {
 		return IsRetryableStatus(status)
 	}
-	for _, s := range p.Statuses {
-		if s == status {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(p.Statuses, status)
 }
 
 // backoff returns the wait before attempt number next (2, 3, ...): exponential
