@@ -397,20 +397,16 @@ func (s *Store) Get(ctx context.Context, id string) (*Message, error) {
 // function gives the record (or ErrNotFound) once p has run.
 func (s *Store) QueueGet(ctx context.Context, p redis.Pipeliner, id string) func() (*Message, error) {
 	cmd := p.Get(ctx, msgKey(id))
-	return func() (*Message, error) {
-		b, err := cmd.Bytes()
-		if errors.Is(err, redis.Nil) {
-			return nil, ErrNotFound
-		}
-		if err != nil {
-			return nil, fmt.Errorf("tracking: get: %w", err)
-		}
-		return decodeMessage(b)
-	}
+	return func() (*Message, error) { return recordOf(cmd) }
 }
 
 func getWith(ctx context.Context, c redis.Cmdable, id string) (*Message, error) {
-	b, err := c.Get(ctx, msgKey(id)).Bytes()
+	return recordOf(c.Get(ctx, msgKey(id)))
+}
+
+// recordOf decodes the answer to a GET of a record key.
+func recordOf(cmd *redis.StringCmd) (*Message, error) {
+	b, err := cmd.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	}
