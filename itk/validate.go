@@ -349,12 +349,6 @@ func (v *validator) checkFullURLs(entries []*fhir.Node, code string) {
 	}
 }
 
-// handlingKey is one Extension-ITK-MessageHandling-2 sub-extension.
-type handlingKey struct {
-	ext  *fhir.Node
-	path string
-}
-
 func (v *validator) checkHeader(mh *fhir.Node) {
 	p := mh.Path
 	v.r.MessageHeaderID = mh.Str("id")
@@ -438,7 +432,7 @@ func (v *validator) checkHandling(mh *fhir.Node) {
 		v.fail("required", p+".extension", "the MessageHeader has no "+ExtMessageHandling+" extension (ITK3 handling specification)", "10001")
 		return
 	}
-	keys := map[string]handlingKey{}
+	keys := map[string]*fhir.Node{} // Extension-ITK-MessageHandling-2 sub-extensions by url
 	for _, k := range handling.All("extension") {
 		url := k.Str("url")
 		if _, dup := keys[url]; dup {
@@ -447,7 +441,7 @@ func (v *validator) checkHandling(mh *fhir.Node) {
 		}
 		switch url {
 		case "BusAckRequested", "InfAckRequested", "RecipientType", "MessageDefinition", "SenderReference", "LocalExtension":
-			keys[url] = handlingKey{k, k.Path}
+			keys[url] = k
 		default:
 			v.warn(k.Path, "unknown ITK3 handling key "+safeKey(url)+" ignored")
 		}
@@ -458,8 +452,8 @@ func (v *validator) checkHandling(mh *fhir.Node) {
 
 	if k, ok := keys["RecipientType"]; !ok {
 		v.fail("required", hp+".extension", "handling key RecipientType is missing (FA or FI)", "10010")
-	} else if c, ty := k.ext.Choice("value"); ty != "Coding" {
-		v.fail("invalid", k.path, "RecipientType must be a valueCoding", "10010")
+	} else if c, ty := k.Choice("value"); ty != "Coding" {
+		v.fail("invalid", k.Path, "RecipientType must be a valueCoding", "10010")
 	} else {
 		if c.Str("system") != SystemRecipientType {
 			v.fail("code-invalid", c.Path+".system", "RecipientType system must be "+SystemRecipientType, "10010")
@@ -471,8 +465,8 @@ func (v *validator) checkHandling(mh *fhir.Node) {
 
 	if k, ok := keys["MessageDefinition"]; !ok {
 		v.fail("required", hp+".extension", "handling key MessageDefinition is missing", "10004")
-	} else if ref, ty := k.ext.Choice("value"); ty != "Reference" {
-		v.fail("invalid", k.path, "MessageDefinition must be a valueReference", "10004")
+	} else if ref, ty := k.Choice("value"); ty != "Reference" {
+		v.fail("invalid", k.Path, "MessageDefinition must be a valueReference", "10004")
 	} else if got := ref.Str("reference"); got != MessageDefinitionURL {
 		if base, ver, ok := strings.Cut(got, "|"); ok && base == MessageDefinitionURL && ver != "" {
 			v.fail("value", ref.Path+".reference", "MessageDefinition version is not supported", "10005")
@@ -483,8 +477,8 @@ func (v *validator) checkHandling(mh *fhir.Node) {
 
 	if k, ok := keys["SenderReference"]; !ok {
 		v.fail("required", hp+".extension", "handling key SenderReference is missing", "10007")
-	} else if s, ty := k.ext.Choice("value"); ty != "String" || s.Value == "" {
-		v.fail("invalid", k.path, "SenderReference must be a non-empty valueString", "10007")
+	} else if s, ty := k.Choice("value"); ty != "String" || s.Value == "" {
+		v.fail("invalid", k.Path, "SenderReference must be a non-empty valueString", "10007")
 	} else if len([]rune(s.Value)) > maxSenderReference {
 		v.fail("value", s.Path, "SenderReference is longer than 255 characters", "10007")
 	} else {
@@ -492,10 +486,10 @@ func (v *validator) checkHandling(mh *fhir.Node) {
 	}
 
 	if k, ok := keys["LocalExtension"]; ok {
-		s, ty := k.ext.Choice("value")
+		s, ty := k.Choice("value")
 		switch {
 		case ty != "String":
-			v.warn(k.path, "LocalExtension should be a valueString (v2 value: None)")
+			v.warn(k.Path, "LocalExtension should be a valueString (v2 value: None)")
 		case s.Value == LocalExtensionV2:
 		case localExtensionV1[s.Value]:
 			v.r.Version = "1"
@@ -506,16 +500,16 @@ func (v *validator) checkHandling(mh *fhir.Node) {
 	}
 }
 
-func (v *validator) ackFlag(keys map[string]handlingKey, hp, name, code, what string) {
+func (v *validator) ackFlag(keys map[string]*fhir.Node, hp, name, code, what string) {
 	k, ok := keys[name]
 	if !ok {
 		v.fail("required", hp+".extension", "handling key "+name+" is missing", code)
 		return
 	}
-	b, ty := k.ext.Choice("value")
+	b, ty := k.Choice("value")
 	switch {
 	case ty != "Boolean":
-		v.fail("invalid", k.path, name+" must be a valueBoolean", code)
+		v.fail("invalid", k.Path, name+" must be a valueBoolean", code)
 	case b.Value == "false":
 		v.fail("business-rule", b.Path, name+" must be true: Send Document mandates "+what, "10008")
 	case b.Value != "true":
