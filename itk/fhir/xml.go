@@ -399,19 +399,9 @@ func (p *xmlParser) element(depth int) (*Node, error) {
 		d := p.data[p.pos:]
 		switch {
 		case bytes.HasPrefix(d, []byte("</")):
-			p.pos += 2
-			end, err := p.name()
-			if err != nil {
+			if err := p.endTag(qname); err != nil {
 				return nil, err
 			}
-			if end != qname {
-				return nil, p.fail("mismatched end tag")
-			}
-			p.skipWS()
-			if p.pos >= len(p.data) || p.data[p.pos] != '>' {
-				return nil, p.fail("expected '>'")
-			}
-			p.pos++
 			return n, nil
 		case bytes.HasPrefix(d, []byte("<!--")):
 			if err := p.comment(); err != nil {
@@ -440,6 +430,24 @@ func (p *xmlParser) element(depth int) (*Node, error) {
 			n.Children = append(n.Children, c)
 		}
 	}
+}
+
+// endTag reads "</qname>" (p.pos on '<').
+func (p *xmlParser) endTag(qname string) error {
+	p.pos += 2
+	end, err := p.name()
+	if err != nil {
+		return err
+	}
+	if end != qname {
+		return p.fail("mismatched end tag")
+	}
+	p.skipWS()
+	if p.pos >= len(p.data) || p.data[p.pos] != '>' {
+		return p.fail("expected '>'")
+	}
+	p.pos++
+	return nil
 }
 
 // scanXHTMLElement checks the well-formedness of one xhtml element starting
@@ -492,20 +500,7 @@ func (p *xmlParser) xhtml(depth int, nsKnown bool) error {
 		d := p.data[p.pos:]
 		switch {
 		case bytes.HasPrefix(d, []byte("</")):
-			p.pos += 2
-			end, err := p.name()
-			if err != nil {
-				return err
-			}
-			if end != qname {
-				return p.fail("mismatched end tag")
-			}
-			p.skipWS()
-			if p.pos >= len(p.data) || p.data[p.pos] != '>' {
-				return p.fail("expected '>'")
-			}
-			p.pos++
-			return nil
+			return p.endTag(qname)
 		case bytes.HasPrefix(d, []byte("<!--")):
 			if err := p.comment(); err != nil {
 				return err
