@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -194,22 +195,9 @@ type request struct {
 
 // newHTTPRequest builds one attempt with a fresh token. body may be nil.
 func (c *Client) newHTTPRequest(ctx context.Context, method, target string, extra http.Header, body io.Reader, length int64) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, method, target, requestBody(method, body, length))
-	if err != nil {
-		return nil, fmt.Errorf("meshbridge: build request: %w", err)
-	}
-	req.ContentLength = length
-	req.GetBody = nil // the transport must never replay a request on its own
 	h := make(http.Header, len(c.static)+len(extra)+1)
-	for k, v := range c.static {
-		h[k] = v
-	}
-	for k, v := range extra {
-		h[k] = v
-	}
-	h[hdrAuthorization] = []string{c.authorization()}
-	req.Header = h
-	return req, nil
+	maps.Copy(h, extra)
+	return c.newOwnedRequest(ctx, method, target, h, body, length)
 }
 
 // requestBody picks the body to hand to net/http. The transport silently

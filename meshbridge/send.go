@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -498,10 +499,8 @@ func (c *Client) newOwnedRequest(ctx context.Context, method, target string, h h
 		return nil, fmt.Errorf("meshbridge: build request: %w", err)
 	}
 	req.ContentLength = length
-	req.GetBody = nil
-	for k, v := range c.static {
-		h[k] = v
-	}
+	req.GetBody = nil // the transport must never replay a request on its own
+	maps.Copy(h, c.static)
 	h[hdrAuthorization] = []string{c.authorization()}
 	req.Header = h
 	return req, nil
