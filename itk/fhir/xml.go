@@ -309,7 +309,7 @@ func charRef(ref string) (rune, bool) {
 func (p *xmlParser) resolve(qname string) (uri, local string, ok bool) {
 	prefix := ""
 	local = qname
-	if i := bytes.IndexByte([]byte(qname), ':'); i >= 0 {
+	if i := strings.IndexByte(qname, ':'); i >= 0 {
 		prefix, local = qname[:i], qname[i+1:]
 	}
 	for k := len(p.ns) - 1; k >= 0; k-- {
