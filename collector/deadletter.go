@@ -40,6 +40,8 @@ func NewDeadLetters(rdb redis.UniversalClient, ttl time.Duration) *DeadLetters {
 
 const deadIndex = "{gw}:deadletters"
 
+func deadKey(meshID string) string { return "{gw}:deadletter:" + meshID }
+
 // Put records one dead letter durably (before the MESH acknowledgement).
 func (d *DeadLetters) Put(ctx context.Context, mailbox string, meta *meshbridge.MessageMetadata, body []byte, reason string, now time.Time) error {
 	dl := DeadLetter{MeshMessageID: meta.MessageID, Mailbox: mailbox, WorkflowID: meta.WorkflowID, MessageType: meta.MessageType,
@@ -48,7 +50,7 @@ func (d *DeadLetters) Put(ctx context.Context, mailbox string, meta *meshbridge.
 	if err != nil {
 		return fmt.Errorf("json.Marshal: %w", err)
 	}
-	key := "{gw}:deadletter:" + meta.MessageID
+	key := deadKey(meta.MessageID)
 	_, err = d.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, key, raw, d.ttl)
 		p.ZAdd(ctx, deadIndex, redis.Z{Score: float64(now.UnixMilli()), Member: meta.MessageID})
@@ -69,21 +71,33 @@ func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadLetter, error)
 	if err != nil {
 		return nil, fmt.Errorf("redis ZREVRANGE: %w", err)
 	}
+	if len(ids) == 0 {
+		return []DeadLetter{}, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = deadKey(id)
+	}
+	vals, err := d.rdb.MGet(ctx, keys...).Result() // one round trip; the keys share the {gw} slot
+	if err != nil {
+		return nil, fmt.Errorf("redis MGET: %w", err)
+	}
 	out := make([]DeadLetter, 0, len(ids))
-	for _, id := range ids {
-		raw, err := d.rdb.Get(ctx, "{gw}:deadletter:"+id).Bytes()
-		if err == redis.Nil {
-			d.rdb.ZRem(ctx, deadIndex, id)
+	var gone []any
+	for i, v := range vals {
+		raw, ok := v.(string)
+		if !ok {
+			gone = append(gone, ids[i])
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("redis GET: %w", err)
-		}
 		var dl DeadLetter
-		if err := json.Unmarshal(raw, &dl); err != nil {
+		if err := json.Unmarshal([]byte(raw), &dl); err != nil {
 			return nil, fmt.Errorf("json.Unmarshal: %w", err)
 		}
 		out = append(out, dl)
+	}
+	if len(gone) > 0 {
+		d.rdb.ZRem(ctx, deadIndex, gone...)
 	}
 	return out, nil
 }
