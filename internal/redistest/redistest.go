@@ -186,21 +186,12 @@ func waitReady(addr string, exited <-chan struct{}) error {
 }
 
 func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	line, err := command(addr, "PING")
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("unexpected PING answer %q", strings.TrimSpace(line))
+	if line != "+PONG" {
+		return fmt.Errorf("unexpected PING answer %q", line)
 	}
 	return nil
 }
