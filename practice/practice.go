@@ -216,7 +216,7 @@ func firstError(res *itk.Result) string {
 		return ""
 	}
 	for _, is := range res.Outcome.Issue {
-		if is.Severity == "error" || is.Severity == "fatal" {
+		if is.Severity == itk.SeverityError || is.Severity == itk.SeverityFatal {
 			return is.Diagnostics
 		}
 	}
