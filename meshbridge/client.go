@@ -337,7 +337,7 @@ func (c *Client) getJSON(ctx context.Context, r request, v any) error {
 	if err != nil {
 		return fmt.Errorf("meshbridge: %s: read response: %w", r.op, err)
 	}
-	if v == nil || len(strings.TrimSpace(string(b))) == 0 {
+	if v == nil || len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
 	if err := json.Unmarshal(b, v); err != nil {
