@@ -149,10 +149,7 @@ func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender Me
 // chunk 1): ask tracking whether the upload completed, else continue from
 // the first chunk MESH has not accepted.
 func (w *Worker) resume(ctx context.Context, rec *tracking.Message, sender MeshSender) (bool, time.Time) {
-	cs := rec.ChunkSize
-	if cs <= 0 {
-		cs = w.cfg.ChunkSize
-	}
+	cs := w.chunkSize(rec)
 	total := int((rec.PayloadSize + cs - 1) / cs)
 	sent := max(rec.ChunksSent, 1) // the MESH id came with chunk 1's 202
 	if sent >= total {

@@ -459,10 +459,7 @@ func (w *Worker) mailboxSlot(mailbox string) chan struct{} {
 // buffers are bounded by Concurrency). A message larger than the whole
 // budget waits for it to be free and then goes alone.
 func (w *Worker) reserveMemory(ctx context.Context, rec *tracking.Message) (release func(), ok bool) {
-	chunk := rec.ChunkSize
-	if chunk <= 0 {
-		chunk = w.cfg.ChunkSize
-	}
+	chunk := w.chunkSize(rec)
 	if rec.PayloadSize <= chunk {
 		return func() {}, true
 	}
@@ -475,6 +472,15 @@ func (w *Worker) reserveMemory(ctx context.Context, rec *tracking.Message) (rele
 		}
 	}
 	return func() { w.sendMem.Release(need) }, true
+}
+
+// chunkSize is the chunk size rec is (or will be) sent with: the one
+// recorded at its first send, else the configured one.
+func (w *Worker) chunkSize(rec *tracking.Message) int64 {
+	if rec.ChunkSize > 0 {
+		return rec.ChunkSize
+	}
+	return w.cfg.ChunkSize
 }
 
 // backoff is the jittered delay before attempt number attempt+1.
