@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"time"
 
 	"github.com/bytedance/sonic"
 	"github.com/gin-gonic/gin"
@@ -23,10 +22,6 @@ import (
 	"github.com/meshgateway/gateway/itk"
 	"github.com/meshgateway/gateway/tracking"
 )
-
-func contextWithTimeout(c *gin.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.Request.Context(), d)
-}
 
 // AcceptedResponse is the 202 body of POST /v1/documents.
 type AcceptedResponse struct {

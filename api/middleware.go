@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"regexp"
@@ -121,7 +122,7 @@ func (s *server) readyz(c *gin.Context) {
 	checks := gin.H{}
 	status := http.StatusOK
 	for _, rc := range s.Ready {
-		ctx, cancel := contextWithTimeout(c, 2*time.Second)
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		err := rc.Check(ctx)
 		cancel()
 		if err != nil {

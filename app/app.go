@@ -229,9 +229,6 @@ func (a *App) init(ctx context.Context, o Options) (err error) {
 	return nil
 }
 
-// Handler is the API handler (tests drive it with httptest).
-func (a *App) Handler() http.Handler { return a.handler }
-
 // Store exposes the tracking store (tests).
 func (a *App) Store() *tracking.Store { return a.store }
 
@@ -249,7 +246,7 @@ func (a *App) Demo() *DemoInfo {
 	if a.demo == nil {
 		return nil
 	}
-	return a.demo.info(a.URL())
+	return a.demo.info()
 }
 
 func (a *App) router(verifier *auth.Verifier) http.Handler {

@@ -171,7 +171,7 @@ func (d *demo) token() (string, error) {
 	return auth.SignToken(d.key, DemoKeyID, "RS512", DemoClientID, DemoAudience, 5*time.Minute, time.Now())
 }
 
-func (d *demo) info(apiURL string) *DemoInfo {
+func (d *demo) info() *DemoInfo {
 	return &DemoInfo{MeshURL: d.meshURL, Mesh: d.mesh, ClientID: DemoClientID, Audience: DemoAudience, Token: d.token}
 }
 
