@@ -42,7 +42,6 @@ type Store interface {
 	TransitionVia(ctx context.Context, id string, from []tracking.State, via []tracking.Event, to tracking.State, ev tracking.Event, mutate func(*tracking.Message)) (*tracking.Message, error)
 	AddEvent(ctx context.Context, id string, ev tracking.Event) error
 	Update(ctx context.Context, id string, mutate func(*tracking.Message) error) (*tracking.Message, error)
-	Get(ctx context.Context, id string) (*tracking.Message, error)
 }
 
 // Observer receives poll outcomes for metrics (optional).
@@ -514,12 +513,10 @@ func (c *Collector) recordAck(ctx context.Context, ack *itk.Acknowledgement, ack
 	if errors.Is(err, tracking.ErrStateConflict) {
 		// Out of order (an infrastructure ack read after the business ack) or
 		// after a failure: keep the ack and its history without moving state.
-		cur, err := c.store.Update(ctx, msg.ID, func(m *tracking.Message) error { set(m); return nil })
-		if err != nil {
+		if _, err := c.store.Update(ctx, msg.ID, func(m *tracking.Message) error { set(m); return nil }); err != nil {
 			return outcomeRetry, err.Error()
 		}
-		ev.State = cur.State
-		if err := c.store.AddEvent(ctx, msg.ID, ev); err != nil {
+		if err := c.store.AddEvent(ctx, msg.ID, ev); err != nil { // at the current state
 			return outcomeRetry, err.Error()
 		}
 		return outcomeRecorded, ""
@@ -537,11 +534,7 @@ func (c *Collector) settle(ctx context.Context, id string, err error, ev trackin
 		return outcomeRecorded, ""
 	}
 	if errors.Is(err, tracking.ErrStateConflict) {
-		cur, gerr := c.store.Get(ctx, id)
-		if gerr != nil {
-			return outcomeRetry, gerr.Error()
-		}
-		ev.State = cur.State
+		// AddEvent records the event at the message's current state.
 		if aerr := c.store.AddEvent(ctx, id, ev); aerr != nil {
 			return outcomeRetry, aerr.Error()
 		}
