@@ -145,12 +145,6 @@ func parseArgs(fs *flag.FlagSet, args []string, names ...string) ([]string, erro
 	return pos, nil
 }
 
-func (m *meshCLI) printJSON(v any) error {
-	enc := json.NewEncoder(m.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func (m *meshCLI) handshake(ctx context.Context, args []string) error {
 	if _, err := parseArgs(flag.NewFlagSet("handshake", flag.ContinueOnError), args); err != nil {
 		return err
@@ -162,7 +156,7 @@ func (m *meshCLI) handshake(ctx context.Context, args []string) error {
 	if err := c.Handshake(ctx); err != nil {
 		return fmt.Errorf("mesh handshake: %w", err)
 	}
-	return m.printJSON(map[string]string{"mailbox_id": c.MailboxID(), "status": "ok"})
+	return writeJSON(m.stdout, map[string]string{"mailbox_id": c.MailboxID(), "status": "ok"})
 }
 
 func (m *meshCLI) send(ctx context.Context, args []string) error {
@@ -205,7 +199,7 @@ func (m *meshCLI) send(ctx context.Context, args []string) error {
 		}
 		return fmt.Errorf("mesh send: %w", err)
 	}
-	return m.printJSON(map[string]any{"message_id": res.MessageID, "chunks": res.Chunks})
+	return writeJSON(m.stdout, map[string]any{"message_id": res.MessageID, "chunks": res.Chunks})
 }
 
 // openPayload opens FILE, or spools stdin ("-") to a temporary file so the
@@ -263,7 +257,7 @@ func (m *meshCLI) inbox(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("mesh inbox: %w", err)
 	}
-	return m.printJSON(ids)
+	return writeJSON(m.stdout, ids)
 }
 
 func (m *meshCLI) download(ctx context.Context, args []string) (err error) {
@@ -334,7 +328,7 @@ func (m *meshCLI) ack(ctx context.Context, args []string) error {
 	if err := c.Acknowledge(ctx, pos[0]); err != nil {
 		return fmt.Errorf("mesh ack: %w", err)
 	}
-	return m.printJSON(map[string]any{"message_id": pos[0], "acknowledged": true})
+	return writeJSON(m.stdout, map[string]any{"message_id": pos[0], "acknowledged": true})
 }
 
 func (m *meshCLI) track(ctx context.Context, args []string) error {
@@ -350,7 +344,7 @@ func (m *meshCLI) track(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("mesh track: %w", err)
 	}
-	return m.printJSON(t)
+	return writeJSON(m.stdout, t)
 }
 
 func (m *meshCLI) lookup(ctx context.Context, args []string) error {
@@ -366,7 +360,7 @@ func (m *meshCLI) lookup(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("mesh lookup: %w", err)
 	}
-	return m.printJSON(eps)
+	return writeJSON(m.stdout, eps)
 }
 
 func (m *meshCLI) workflows(ctx context.Context, args []string) error {
@@ -382,5 +376,5 @@ func (m *meshCLI) workflows(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("mesh workflows: %w", err)
 	}
-	return m.printJSON(eps)
+	return writeJSON(m.stdout, eps)
 }
