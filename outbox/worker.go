@@ -367,8 +367,8 @@ func (w *Worker) handle(ctx context.Context, entry redis.XMessage) {
 		ok = n == 1
 		if ok {
 			w.log.InfoContext(ctx, "took over a send lock left by an earlier run of this replica", slog.String("message_id", id))
+			rec, recErr = w.store.Get(ctx, id) // read under the lock
 		}
-		rec, recErr = w.store.Get(ctx, id) // read under the lock
 	}
 	if err != nil {
 		w.log.WarnContext(ctx, "outbox lock failed", slog.String("message_id", id), slog.String("error", err.Error()))
