@@ -76,9 +76,18 @@ func (s *server) renderErrors(c *gin.Context) {
 	err := c.Errors.Last().Err
 	var apiErr *Error
 	if !errors.As(err, &apiErr) {
-		apiErr = &Error{Status: http.StatusInternalServerError, Code: "internal_error", Title: "Internal error",
-			Detail: "The gateway could not complete the request. Nothing was accepted; it is safe to retry.", Err: err}
+		apiErr = internalError(err)
 	}
+	s.writeError(c, apiErr)
+}
+
+func internalError(err error) *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Title: "Internal error",
+		Detail: "The gateway could not complete the request. Nothing was accepted; it is safe to retry.", Err: err}
+}
+
+// writeError logs apiErr and renders it in the route's format.
+func (s *server) writeError(c *gin.Context, apiErr *Error) {
 	log := s.log.With("request_id", requestID(c), "status", apiErr.Status, "code", apiErr.Code)
 	if apiErr.Status >= 500 {
 		log.ErrorContext(c.Request.Context(), "request failed", "error", apiErr.Err)

@@ -48,7 +48,8 @@ func (s *server) accessLog(c *gin.Context) {
 		"client_id", clientIDOf(c))
 }
 
-// recover turns a panic into a 500 without leaking request data.
+// recover turns a panic into a 500 (problem+json, or an OperationOutcome on
+// FHIR routes) without leaking request data.
 func (s *server) recover(c *gin.Context) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -56,8 +57,9 @@ func (s *server) recover(c *gin.Context) {
 				panic(v)
 			}
 			s.log.ErrorContext(c.Request.Context(), "panic in handler", "request_id", requestID(c), "panic", v)
+			c.Abort()
 			if !c.Writer.Written() {
-				c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"title": "Internal error", "status": 500})
+				s.writeError(c, internalError(errors.New("panic in handler")))
 			}
 		}
 	}()
