@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/meshgateway/gateway/internal/redisconn"
 	"github.com/meshgateway/gateway/tracking"
 )
 
@@ -76,9 +76,8 @@ func NewOverdueWatcher(rdb redis.UniversalClient, store OverdueStore, cfg Overdu
 
 // Run follows events and scans deadlines until ctx ends.
 func (w *OverdueWatcher) Run(ctx context.Context) error {
-	err := w.rdb.XGroupCreateMkStream(ctx, eventsStream, ackwatchGrp, "0").Err()
-	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("redis XGROUP CREATE: %w", err)
+	if err := redisconn.EnsureGroup(ctx, w.rdb, eventsStream, ackwatchGrp); err != nil {
+		return fmt.Errorf("collector: %w", err)
 	}
 	go w.scanLoop(ctx)
 	for ctx.Err() == nil {

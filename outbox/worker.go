@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/meshgateway/gateway/internal/redisconn"
 	"github.com/meshgateway/gateway/meshbridge"
 	"github.com/meshgateway/gateway/tracking"
 )
@@ -200,9 +201,8 @@ func lockKey(id string) string { return "{gw}:lock:" + id }
 // abandoned, its stream entry stays pending and is taken up again (by this
 // consumer on restart, or by another replica after ClaimIdle).
 func (w *Worker) Run(ctx context.Context) error {
-	err := w.rdb.XGroupCreateMkStream(ctx, tracking.OutboxStream, Group, "0").Err()
-	if err != nil && !isBusyGroup(err) {
-		return fmt.Errorf("outbox: create consumer group: %w", err)
+	if err := redisconn.EnsureGroup(ctx, w.rdb, tracking.OutboxStream, Group); err != nil {
+		return fmt.Errorf("outbox: %w", err)
 	}
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
@@ -232,10 +232,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	close(drained)
 	loops.Wait()
 	return nil
-}
-
-func isBusyGroup(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "BUSYGROUP")
 }
 
 // dispatch hands stream entries to at most Concurrency handlers, until ctx

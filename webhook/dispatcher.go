@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/meshgateway/gateway/internal/redisconn"
 )
 
 // Subscriptions tells the dispatcher where a client wants its webhooks.
@@ -218,10 +220,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 func (d *Dispatcher) ensureGroup(ctx context.Context) error {
-	// "0": events written before the group existed are delivered too.
-	err := d.rdb.XGroupCreateMkStream(ctx, StreamKey, GroupName, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("webhook: create consumer group: %w", err)
+	if err := redisconn.EnsureGroup(ctx, d.rdb, StreamKey, GroupName); err != nil {
+		return fmt.Errorf("webhook: %w", err)
 	}
 	return nil
 }

@@ -65,3 +65,14 @@ func Open(raw string) (redis.UniversalClient, string, error) {
 func Ping(ctx context.Context, rdb redis.UniversalClient) error {
 	return rdb.Ping(ctx).Err()
 }
+
+// EnsureGroup creates consumer group on stream (and the stream) reading from
+// its start, so entries written before the group existed are delivered too.
+// A group that already exists (another replica made it) is not an error.
+func EnsureGroup(ctx context.Context, rdb redis.UniversalClient, stream, group string) error {
+	err := rdb.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("redis XGROUP CREATE %s %s: %w", stream, group, err)
+	}
+	return nil
+}

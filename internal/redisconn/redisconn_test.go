@@ -1,7 +1,10 @@
 package redisconn
 
 import (
+	"context"
 	"testing"
+
+	"github.com/alicebob/miniredis/v2"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -43,5 +46,26 @@ func TestOpenRejects(t *testing.T) {
 		if _, _, err := Open(u); err == nil {
 			t.Errorf("Open(%q) = nil error", u)
 		}
+	}
+}
+
+// EnsureGroup is safe to call from every replica: the second call finds the
+// group and is not an error; other failures are.
+func TestEnsureGroup(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{m.Addr()}})
+	defer rdb.Close()
+	ctx := context.Background()
+	for range 2 {
+		if err := EnsureGroup(ctx, rdb, "s", "g"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if groups, err := rdb.XInfoGroups(ctx, "s").Result(); err != nil || len(groups) != 1 {
+		t.Fatalf("groups %v, %v", groups, err)
+	}
+	m.Set("notastream", "x")
+	if err := EnsureGroup(ctx, rdb, "notastream", "g"); err == nil {
+		t.Fatal("EnsureGroup on a string key succeeded")
 	}
 }
