@@ -221,7 +221,7 @@ func (s *Store) Accept(ctx context.Context, msg *Message, payload io.Reader) (*M
 		})
 		return err
 	}
-	if err := s.watchRetry(ctx, txf, keys...); err != nil && (existing != nil || !s.landed(ctx, m.ID, err)) {
+	if err := s.watchRetry(ctx, txf, keys...); err != nil && !s.landed(ctx, m.ID, err) {
 		s.rdb.Del(context.WithoutCancel(ctx), tmp)
 		return nil, false, fmt.Errorf("tracking: accept: %w", err)
 	}
