@@ -247,6 +247,10 @@ func (s *server) sizeWarnings(docs []itk.Document, uploaded *countingReader) []s
 	return out
 }
 
+// maxMetadataBytes bounds the multipart 'metadata' part: the request without
+// document data is a few kilobytes.
+const maxMetadataBytes = 1 << 20
+
 // readMetadataPart reads the first multipart part, which must be "metadata".
 func readMetadataPart(mr *multipart.Reader, req *itk.SendRequest, h hash.Hash) error {
 	part, err := mr.NextPart()
@@ -259,9 +263,13 @@ func readMetadataPart(mr *multipart.Reader, req *itk.SendRequest, h hash.Hash) e
 		return newError(http.StatusBadRequest, "metadata_first", "Metadata part must come first",
 			"The first part must be named 'metadata' (the JSON request without document data), followed by the 'file' part.")
 	}
-	body, err := io.ReadAll(io.LimitReader(part, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(part, maxMetadataBytes+1))
 	if err != nil {
-		return bodyReadError(err, 1<<20)
+		return bodyReadError(err, maxMetadataBytes)
+	}
+	if len(body) > maxMetadataBytes {
+		return newError(http.StatusRequestEntityTooLarge, "metadata_too_large", "Metadata part too large",
+			fmt.Sprintf("The 'metadata' part may be at most %d bytes; send the document itself in the 'file' part.", maxMetadataBytes))
 	}
 	h.Write(body)
 	if err := decodeStrictJSON(body, req); err != nil {

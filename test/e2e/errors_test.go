@@ -275,3 +275,15 @@ func mustPKIX(t *testing.T, pub *rsa.PublicKey) []byte {
 	}
 	return b
 }
+
+// A metadata part over its own 1 MiB bound (within the body limit) is
+// refused as too large, not read cut short and reported as malformed JSON.
+func TestMultipartMetadataTooLarge(t *testing.T) {
+	e := newEnv(t, envOptions{noPractice: true})
+	body := []byte("--B\r\nContent-Disposition: form-data; name=\"metadata\"\r\nContent-Type: application/json\r\n\r\n{\"x\":\"" +
+		strings.Repeat("a", 1<<20) + "\"}\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF-1.4\r\n--B--\r\n")
+	r := e.do("POST", "/v1/documents", "multipart/form-data; boundary=B", e.token(clientA), body, nil)
+	if r.Status != 413 || !strings.Contains(string(r.Body), "metadata_too_large") || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/problem+json") {
+		t.Fatalf("status %d %s: %s", r.Status, r.Header.Get("Content-Type"), r.Body)
+	}
+}
