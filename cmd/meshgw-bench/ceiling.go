@@ -27,13 +27,13 @@ import (
 // with one piece of the stack alone, as a yardstick for the targets. It is
 // not a target and has no pass/fail.
 type Calibration struct {
-	Name      string  `json:"name"` // redis-aof, redis-noaof, http-hop
+	Name      string  `json:"name"` // redis-aof, redis-aof-default, redis-noaof, http-hop, mesh-hop
 	What      string  `json:"what"`
 	Ops       int     `json:"ops"`
 	Failed    int     `json:"failed,omitempty"`
 	Seconds   float64 `json:"seconds"`
 	OpsPerSec float64 `json:"opsPerSec"`
-	Unit      string  `json:"unit"` // what OpsPerSec counts: "SET/s" or "req/s"
+	Unit      string  `json:"unit"` // what OpsPerSec counts: "SET/s", "req/s" or "msgs/s"
 	P50ms     float64 `json:"p50Ms"`
 	P99ms     float64 `json:"p99Ms"`
 	// ValueBytes is the SET value or the HTTP body; ValueIs says what it
@@ -91,16 +91,7 @@ func newCeiling(o options, log io.Writer) (*ceiling, error) {
 // Message.Encode into the store). If that cannot be built here, the JSON
 // body stands in, and valueIs says so.
 func storedPayload(body []byte) (value []byte, valueIs string) {
-	var req itk.SendRequest
-	err := json.Unmarshal(body, &req)
-	var m *itk.Message
-	if err == nil {
-		m, err = itk.Build(&req, itk.BuildOptions{})
-	}
-	var buf bytes.Buffer
-	if err == nil {
-		err = m.Encode(&buf)
-	}
+	m, value, err := buildBundle(body)
 	if err != nil {
 		return body, fmt.Sprintf("the JSON request body (ITK3 bundle not built: %v)", err)
 	}
@@ -108,12 +99,30 @@ func storedPayload(body []byte) (value []byte, valueIs string) {
 	if format == "" {
 		format = itk.FormatXML
 	}
-	return buf.Bytes(), fmt.Sprintf("the ITK3 %s bundle the gateway stores per document", strings.ToUpper(string(format)))
+	return value, fmt.Sprintf("the ITK3 %s bundle the gateway stores per document", strings.ToUpper(string(format)))
+}
+
+// buildBundle turns an intake JSON body into the ITK3 message the gateway
+// builds for it, and that message's encoded bytes.
+func buildBundle(body []byte) (*itk.Message, []byte, error) {
+	var req itk.SendRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, nil, fmt.Errorf("decode request: %w", err)
+	}
+	m, err := itk.Build(&req, itk.BuildOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("itk.Build: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := m.Encode(&buf); err != nil {
+		return nil, nil, fmt.Errorf("encode bundle: %w", err)
+	}
+	return m, buf.Bytes(), nil
 }
 
 // run measures redis-server with AOF as the stack runs it, the same
-// without AOF, and the HTTP hop, one after the other, each under its own
-// time limit.
+// without AOF, the HTTP hop and the MESH hop, one after the other, each
+// under its own time limit.
 func (c *ceiling) run(ctx context.Context) []Calibration {
 	steps := []func(context.Context) Calibration{
 		func(ctx context.Context) Calibration {
@@ -127,6 +136,7 @@ func (c *ceiling) run(ctx context.Context) []Calibration {
 			return c.redis(ctx, "redis-noaof", "redis-server, AOF off (contrast)", "--appendonly", "no")
 		},
 		c.httpHop,
+		c.meshHop,
 	}
 	var out []Calibration
 	for _, step := range steps {
@@ -382,8 +392,9 @@ func printCalibration(w io.Writer, cal []Calibration) {
 			}
 			res += fmt.Sprintf("; bench (go-redis) CPU %.3f ms/SET", r.BenchCPUms)
 		default:
-			res = fmt.Sprintf("%.0f req/s (%d in %.2fs); p50 %.1f ms, p99 %.1f ms; bench CPU (client+server) %.3f ms/req",
-				r.OpsPerSec, r.Ops, r.Seconds, r.P50ms, r.P99ms, r.BenchCPUms)
+			per := strings.TrimSuffix(strings.TrimSuffix(r.Unit, "/s"), "s") // req/s -> req, msgs/s -> msg
+			res = fmt.Sprintf("%.0f %s (%d in %.2fs); p50 %.1f ms, p99 %.1f ms; bench CPU (client+server) %.3f ms/%s",
+				r.OpsPerSec, r.Unit, r.Ops, r.Seconds, r.P50ms, r.P99ms, r.BenchCPUms, per)
 		}
 		if r.Error != "" && r.Ops > 0 {
 			res += "; ERROR: " + r.Error

@@ -13,7 +13,11 @@
 //	             AOF off take SET+DEL of the ITK3 bundle one document stores, from C
 //	             go-redis connections (SETs/s, redis-server CPU ms per SET); and a
 //	             do-nothing in-process net/http server takes the intake JSON body
-//	             from C callers (req/s). What the box can do; no target.
+//	             from C callers (req/s); and the gateway's MESH client sends the
+//	             bundle to an in-process local MESH server (msgs/s). From their
+//	             CPU cost per document it prints the most intake and e2e could
+//	             reach here if the gateway's own work cost nothing. What the box
+//	             can do; no target.
 //	intake       N JSON documents (100 KB PDF, base64) from C concurrent callers with
 //	             pre-signed JWTs: docs/s and p50/p95/p99 of the 202.
 //	             Targets: >= 2,000 docs/s, p99 <= 50 ms.
@@ -106,8 +110,10 @@ gateway serve on loopback, runs each scenario once and prints the figures
 next to their targets:
   ceiling      calibration, run first on its own: redis-server alone (AOF everysec as
                the stack runs it, and AOF off) taking SET+DEL of one document's stored
-               ITK3 bundle from C connections, and a do-nothing loopback HTTP server
-               taking the intake body from C callers; printed apart, no target
+               ITK3 bundle from C connections, a do-nothing loopback HTTP server
+               taking the intake body from C callers, and the gateway's MESH client
+               sending the bundle to an in-process local MESH server; printed apart
+               with the intake and e2e bounds they imply, no target
   intake       N x 100 KB PDF (JSON, base64) from C callers: docs/s, p50/p95/p99 of the 202
                (targets >= 2,000 docs/s, p99 <= 50 ms)
   e2e          first POST until every document is sent to MESH: docs/s (target >= 1,830)
@@ -201,7 +207,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
-		if err := enc.Encode(Report{Host: host, Calibration: calibration, Results: results}); err != nil {
+		if err := enc.Encode(Report{Host: host, Calibration: calibration, Bounds: bounds(calibration, host.CPUs), Results: results}); err != nil {
 			return fmt.Errorf("encode results: %w", err)
 		}
 	} else {
@@ -209,6 +215,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			host.CPUs, host.GOMAXPROCS, host.GoVersion, host.LoadAvgStart, host.LoadAvgEnd)
 		if len(calibration) > 0 {
 			printCalibration(stdout, calibration)
+			printBounds(stdout, bounds(calibration, host.CPUs))
 		}
 		if len(results) > 0 {
 			if len(calibration) > 0 {
@@ -274,7 +281,9 @@ type Report struct {
 	// Calibration holds the ceiling scenario's measurements: yardsticks,
 	// not targets.
 	Calibration []Calibration `json:"calibration,omitempty"`
-	Results     []Result      `json:"results"`
+	// Bounds are what the calibration rows allow at most here (see bounds).
+	Bounds  []Bound  `json:"bounds,omitempty"`
+	Results []Result `json:"results"`
 }
 
 // Host describes the machine the figures come from: the bench, Redis,
