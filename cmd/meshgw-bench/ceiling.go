@@ -259,21 +259,31 @@ func (c *ceiling) httpHop(ctx context.Context) Calibration {
 		}
 		return nil
 	}
-	if w := drive(ctx, c.conc, c.conc, post); w.failed > 0 {
-		r.Error = fmt.Sprintf("warm-up: %d of %d failed: %v", w.failed, c.conc, w.firstErr)
+	if !c.driveInProcess(ctx, &r, post) {
 		return r
 	}
+	r.Note = fmt.Sprintf("%d loopback callers; no TLS, auth, JSON decoding or storage; bench CPU covers client and server; %d warm-up requests untimed", c.conc, c.conc)
+	return r
+}
+
+// driveInProcess runs op once per caller untimed (warm-up), then c.ops
+// times, and fills r with the figures and this process's CPU per op
+// (callers and any in-process server). It reports whether r is usable.
+func (c *ceiling) driveInProcess(ctx context.Context, r *Calibration, op func(ctx context.Context, i int) error) bool {
+	if w := drive(ctx, c.conc, c.conc, op); w.failed > 0 {
+		r.Error = fmt.Sprintf("warm-up: %d of %d failed: %v", w.failed, c.conc, w.firstErr)
+		return false
+	}
 	self0, _, err0 := stack.ProcCPU(os.Getpid())
-	res := drive(ctx, c.ops, c.conc, post)
+	res := drive(ctx, c.ops, c.conc, op)
 	self1, _, err1 := stack.ProcCPU(os.Getpid())
 	if err := errors.Join(err0, err1); err != nil {
 		r.Error = err.Error()
-		return r
+		return false
 	}
 	r.fill(res)
 	r.BenchCPUms = cpuPerDoc(self1-self0, len(res.latencies))
-	r.Note = fmt.Sprintf("%d loopback callers; no TLS, auth, JSON decoding or storage; bench CPU covers client and server; %d warm-up requests untimed", c.conc, c.conc)
-	return r
+	return true
 }
 
 func (r *Calibration) fill(res loadResult) {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -69,21 +68,11 @@ func (c *ceiling) meshHop(ctx context.Context) Calibration {
 		}
 		return err
 	}
-	if w := drive(ctx, c.conc, c.conc, send); w.failed > 0 {
-		r.Error = fmt.Sprintf("warm-up: %d of %d failed: %v", w.failed, c.conc, w.firstErr)
+	if !c.driveInProcess(ctx, &r, send) {
 		return r
 	}
-	self0, _, err0 := stack.ProcCPU(os.Getpid())
-	res := drive(ctx, c.ops, c.conc, send)
-	self1, _, err1 := stack.ProcCPU(os.Getpid())
-	if err := errors.Join(err0, err1); err != nil {
-		r.Error = err.Error()
-		return r
-	}
-	r.fill(res)
-	r.BenchCPUms = cpuPerDoc(self1-self0, len(res.latencies))
-	if got := len(srv.Inbox(fakemesh.DemoPracticeMailbox)); got != c.conc+len(res.latencies) && r.Error == "" {
-		r.Error = fmt.Sprintf("practice inbox holds %d messages, want %d", got, c.conc+len(res.latencies))
+	if got := len(srv.Inbox(fakemesh.DemoPracticeMailbox)); got != c.conc+r.Ops && r.Error == "" {
+		r.Error = fmt.Sprintf("practice inbox holds %d messages, want %d", got, c.conc+r.Ops)
 	}
 	r.Note = fmt.Sprintf("%d loopback callers; one-chunk sends with GP lookup addressing, HMAC auth, no TLS; the server keeps every message in memory as MESH would until collected; bench CPU covers client and server; %d warm-up sends untimed", c.conc, c.conc)
 	return r
