@@ -100,8 +100,7 @@ func (s *server) writeError(c *gin.Context, apiErr *Error) {
 		}
 	}
 	if kind, _ := c.Get(kindKey); kind == kindFHIR {
-		c.Header("Content-Type", "application/fhir+json; charset=utf-8")
-		c.JSON(apiErr.Status, outcomeFor(apiErr))
+		writeOutcome(c, apiErr.Status, outcomeFor(apiErr))
 		return
 	}
 	c.Header("Content-Type", "application/problem+json")

@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -21,11 +22,13 @@ import (
 // @Description  Accepts a GP Connect Send Document ITK3 message Bundle (FHIR STU3, JSON or XML), validates it against
 // @Description  STU3 and every ITK3/Send Document rule, and queues it for MESH. A HAPI-style Parameters wrapper with
 // @Description  a `content` parameter is accepted too. Invalid bundles get an OperationOutcome listing every problem,
-// @Description  each with the ITK3 response code a receiving practice would return.
+// @Description  each with the ITK3 response code a receiving practice would return. Answers (OperationOutcome) come
+// @Description  in the format the Accept header or `_format` asks for, else in the format of the request.
 // @Tags         fhir
 // @Accept       application/fhir+json
 // @Accept       application/fhir+xml
 // @Produce      application/fhir+json
+// @Produce      application/fhir+xml
 // @Security     BearerAuth
 // @Param        Idempotency-Key  header  string  false  "Retry-safe key"
 // @Param        bundle           body    object  true   "ITK3 message Bundle (type message, MessageHeader event ITK007C)"
@@ -120,24 +123,16 @@ func (s *server) processMessage(c *gin.Context) {
 			issues = append(issues, is)
 		}
 	}
-	out := itk.NewOperationOutcome(issues...)
-	c.Header("Content-Type", "application/fhir+json; charset=utf-8")
-	c.JSON(http.StatusAccepted, out)
+	writeOutcome(c, http.StatusAccepted, itk.NewOperationOutcome(issues...))
 }
 
 // fhirFormat maps a Content-Type to a FHIR wire format.
 func fhirFormat(contentType string) (itk.Format, bool) {
 	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
+	if err != nil || !strings.Contains(mt, "/") { // _format's short "json"/"xml" are no media types
 		return "", false
 	}
-	switch mt {
-	case "application/fhir+json", "application/json", "application/json+fhir":
-		return itk.FormatJSON, true
-	case "application/fhir+xml", "application/xml", "application/xml+fhir", "text/xml":
-		return itk.FormatXML, true
-	}
-	return "", false
+	return formatOf(mt)
 }
 
 // unwrapParameters accepts a HAPI-style Parameters{parameter:[{name:"content", resource: Bundle}]}

@@ -85,6 +85,14 @@ type Options struct {
 	Middleware []gin.HandlerFunc
 	// Extra registers routes owned by other packages (Swagger UI).
 	Extra func(r *gin.Engine)
+	// PublicURL is the gateway's public base URL (GATEWAY_PUBLIC_URL); the
+	// FHIR CapabilityStatement names its endpoints from it, or from the
+	// request's host when empty.
+	PublicURL string
+	// Version and Started describe this build and process in the
+	// CapabilityStatement.
+	Version string
+	Started time.Time
 }
 
 type server struct {
@@ -99,6 +107,9 @@ func NewRouter(o Options) http.Handler {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Started.IsZero() {
+		o.Started = o.Now()
 	}
 	if o.NewID == nil {
 		o.NewID = func() string { return uuid.NewString() }
@@ -124,6 +135,7 @@ func NewRouter(o Options) http.Handler {
 	r.GET("/readyz", s.readyz)
 
 	fhir := r.Group("/FHIR/STU3", fhirRoutes)
+	fhir.GET("/metadata", s.capabilityStatement)
 	fhir.POST("/$process-message", s.authenticate, s.processMessage)
 	fhir.POST("/MessageHeader/$process-message", s.authenticate, s.processMessage)
 

@@ -256,6 +256,7 @@ func (a *App) router(verifier *auth.Verifier) http.Handler {
 		Ready:      []api.ReadyCheck{{Name: "redis", Check: func(ctx context.Context) error { return redisconn.Ping(ctx, a.rdb) }}},
 		Middleware: []gin.HandlerFunc{a.metrics.GinMiddleware},
 		Limiter:    a.limiter(),
+		PublicURL:  a.cfg.PublicURL, Version: Version,
 		Extra: func(r *gin.Engine) {
 			registerDocs(r)
 			if a.demo != nil {

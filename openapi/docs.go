@@ -22,13 +22,14 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Accepts a GP Connect Send Document ITK3 message Bundle (FHIR STU3, JSON or XML), validates it against\nSTU3 and every ITK3/Send Document rule, and queues it for MESH. A HAPI-style Parameters wrapper with\na ` + "`" + `content` + "`" + ` parameter is accepted too. Invalid bundles get an OperationOutcome listing every problem,\neach with the ITK3 response code a receiving practice would return.",
+                "description": "Accepts a GP Connect Send Document ITK3 message Bundle (FHIR STU3, JSON or XML), validates it against\nSTU3 and every ITK3/Send Document rule, and queues it for MESH. A HAPI-style Parameters wrapper with\na ` + "`" + `content` + "`" + ` parameter is accepted too. Invalid bundles get an OperationOutcome listing every problem,\neach with the ITK3 response code a receiving practice would return. Answers (OperationOutcome) come\nin the format the Accept header or ` + "`" + `_format` + "`" + ` asks for, else in the format of the request.",
                 "consumes": [
                     "application/fhir+json",
                     "application/fhir+xml"
                 ],
                 "produces": [
-                    "application/fhir+json"
+                    "application/fhir+json",
+                    "application/fhir+xml"
                 ],
                 "tags": [
                     "fhir"
@@ -122,13 +123,14 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Accepts a GP Connect Send Document ITK3 message Bundle (FHIR STU3, JSON or XML), validates it against\nSTU3 and every ITK3/Send Document rule, and queues it for MESH. A HAPI-style Parameters wrapper with\na ` + "`" + `content` + "`" + ` parameter is accepted too. Invalid bundles get an OperationOutcome listing every problem,\neach with the ITK3 response code a receiving practice would return.",
+                "description": "Accepts a GP Connect Send Document ITK3 message Bundle (FHIR STU3, JSON or XML), validates it against\nSTU3 and every ITK3/Send Document rule, and queues it for MESH. A HAPI-style Parameters wrapper with\na ` + "`" + `content` + "`" + ` parameter is accepted too. Invalid bundles get an OperationOutcome listing every problem,\neach with the ITK3 response code a receiving practice would return. Answers (OperationOutcome) come\nin the format the Accept header or ` + "`" + `_format` + "`" + ` asks for, else in the format of the request.",
                 "consumes": [
                     "application/fhir+json",
                     "application/fhir+xml"
                 ],
                 "produces": [
-                    "application/fhir+json"
+                    "application/fhir+json",
+                    "application/fhir+xml"
                 ],
                 "tags": [
                     "fhir"
@@ -210,6 +212,35 @@ const docTemplate = `{
                         "description": "Service Unavailable",
                         "schema": {
                             "$ref": "#/definitions/itk.OperationOutcome"
+                        }
+                    }
+                }
+            }
+        },
+        "/FHIR/STU3/metadata": {
+            "get": {
+                "description": "The FHIR STU3 CapabilityStatement of this gateway: FHIR version 3.0.2, JSON and XML, the\n$process-message operation and the GP Connect Send Document MessageDefinition it receives. No\nauthentication: FHIR clients such as HAPI FHIR read it before their first request. JSON unless the\nAccept header or ` + "`" + `_format` + "`" + ` (json | xml) asks for XML.",
+                "produces": [
+                    "application/fhir+json",
+                    "application/fhir+xml"
+                ],
+                "tags": [
+                    "fhir"
+                ],
+                "summary": "FHIR capabilities (CapabilityStatement)",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "json or xml (overrides Accept)",
+                        "name": "_format",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "CapabilityStatement",
+                        "schema": {
+                            "type": "object"
                         }
                     }
                 }

@@ -132,6 +132,7 @@ func TestBadInputs(t *testing.T) {
 					Issue        []struct{ Severity, Code, Diagnostics string }
 				}
 				r.json(t, &oo)
+				assertSTU3(t, r.Body)
 				if !strings.HasPrefix(ct, "application/fhir+json") || oo.ResourceType != "OperationOutcome" || len(oo.Issue) == 0 {
 					t.Fatalf("want an OperationOutcome, got %s %s", ct, r.Body)
 				}

@@ -28,6 +28,7 @@ import (
 	"github.com/meshgateway/gateway/auth"
 	"github.com/meshgateway/gateway/config"
 	"github.com/meshgateway/gateway/internal/redistest"
+	"github.com/meshgateway/gateway/itk"
 	"github.com/meshgateway/gateway/meshbridge"
 	"github.com/meshgateway/gateway/meshbridge/fakemesh"
 	"github.com/meshgateway/gateway/practice"
@@ -411,3 +412,25 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// smithBundle is a fresh ITK3 Send Document Bundle for patient smith from
+// X26ABC1 in format f (fresh ids: a practice answers a repeated Bundle
+// identifier with 20007).
+func smithBundle(t testing.TB, f itk.Format) []byte {
+	t.Helper()
+	var req itk.SendRequest
+	raw, _ := json.Marshal(request(smith, "X26ABC1"))
+	if err := json.Unmarshal(raw, &req); err != nil {
+		t.Fatal(err)
+	}
+	req.Format = f
+	msg, err := itk.Build(&req, itk.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := msg.Encode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

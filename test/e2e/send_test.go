@@ -26,23 +26,7 @@ func TestSendRoutesReachPracticeInbox(t *testing.T) {
 
 	// Each $process-message case sends its own bundle: a practice answers a
 	// repeated Bundle identifier with 20007 (duplicate), as it should.
-	bundleAs := func(f itk.Format) []byte {
-		var req itk.SendRequest
-		raw, _ := json.Marshal(request(smith, "X26ABC1"))
-		if err := json.Unmarshal(raw, &req); err != nil {
-			t.Fatal(err)
-		}
-		req.Format = f
-		msg, err := itk.Build(&req, itk.BuildOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := msg.Encode(&buf); err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
-	}
+	bundleAs := func(f itk.Format) []byte { return smithBundle(t, f) }
 	bundle := func() []byte { return bundleAs(itk.FormatJSON) }
 
 	tests := []struct {
