@@ -31,6 +31,9 @@ import (
 // @Produce      application/fhir+xml
 // @Security     BearerAuth
 // @Param        Idempotency-Key  header  string  false  "Retry-safe key"
+// @Param        async            query   bool    false  "true or absent: the gateway is asynchronous (false gets 422)"
+// @Param        response-url     query   string  false  "not used (acknowledgements go to the client's webhook): answered with a warning"
+// @Param        _format          query   string  false  "json or xml: the format of the OperationOutcome (overrides Accept)"
 // @Param        bundle           body    object  true   "ITK3 message Bundle (type message, MessageHeader event ITK007C)"
 // @Success      202  {object}  itk.OperationOutcome  "information outcome carrying the tracking id; Location points at the status resource"
 // @Failure      400  {object}  itk.OperationOutcome
@@ -50,6 +53,11 @@ func (s *server) processMessage(c *gin.Context) {
 	if !ok {
 		_ = c.Error(newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "Unsupported media type",
 			"Send the Bundle as application/fhir+json or application/fhir+xml."))
+		return
+	}
+	responseURL, apiErr := processMessageParams(c.Request)
+	if apiErr != nil {
+		_ = c.Error(apiErr)
 		return
 	}
 	idemKey, ok := s.idempotencyKey(c)
@@ -117,6 +125,11 @@ func (s *server) processMessage(c *gin.Context) {
 		Details:     &itk.CodeableConcept{Coding: []itk.Coding{{System: "https://mesh-gateway.nhs.uk/tracking-id", Code: stored.ID}}, Text: "Tracking id " + stored.ID},
 		Diagnostics: "Accepted for delivery through MESH; follow " + loc + " for its status and acknowledgements.",
 	}}
+	if responseURL {
+		issues = append(issues, itk.Issue{Severity: "warning", Code: "not-supported",
+			Diagnostics: "response-url is not used: the ITK3 acknowledgements are reported by webhook to the client's registered URL and at " + loc + ".",
+			Expression:  []string{"response-url"}})
+	}
 	// Warnings (e.g. v1-era differences) are passed back so senders can fix them.
 	for _, is := range res.Outcome.Issue {
 		if is.Severity == "warning" {
@@ -124,6 +137,29 @@ func (s *server) processMessage(c *gin.Context) {
 		}
 	}
 	writeOutcome(c, http.StatusAccepted, itk.NewOperationOutcome(issues...))
+}
+
+// processMessageParams reads $process-message's URL parameters (STU3 puts
+// async and response-url in the URL, never in a Parameters body). The
+// gateway is asynchronous by nature: the practice acknowledges hours
+// later, so a caller asking for synchronous processing (async=false, which
+// needs a response message in the answer) is refused rather than sent a
+// 202 it did not ask for. It reports whether response-url was given.
+func processMessageParams(r *http.Request) (responseURL bool, _ *Error) {
+	q := r.URL.Query()
+	switch v := q.Get("async"); v {
+	case "", "true":
+	case "false":
+		e := newError(http.StatusUnprocessableEntity, "synchronous_not_supported", "Synchronous processing not supported",
+			"This gateway processes messages asynchronously (MESH delivery, then the practice's ITK3 acknowledgements): "+
+				"send without async or with async=true; the 202 answer carries the tracking id.")
+		e.Outcome = itk.NewOperationOutcome(itk.Issue{Severity: "error", Code: "not-supported", Details: &itk.CodeableConcept{Text: e.Code},
+			Diagnostics: e.Title + ": " + e.Detail, Expression: []string{"async"}})
+		return false, e
+	default:
+		return false, newError(http.StatusBadRequest, "bad_async", "Invalid async parameter", "async must be true or false.")
+	}
+	return q.Get("response-url") != "", nil
 }
 
 // fhirFormat maps a Content-Type to a FHIR wire format.

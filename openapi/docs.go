@@ -43,6 +43,24 @@ const docTemplate = `{
                         "in": "header"
                     },
                     {
+                        "type": "boolean",
+                        "description": "true or absent: the gateway is asynchronous (false gets 422)",
+                        "name": "async",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "not used (acknowledgements go to the client's webhook): answered with a warning",
+                        "name": "response-url",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "json or xml: the format of the OperationOutcome (overrides Accept)",
+                        "name": "_format",
+                        "in": "query"
+                    },
+                    {
                         "description": "ITK3 message Bundle (type message, MessageHeader event ITK007C)",
                         "name": "bundle",
                         "in": "body",
@@ -142,6 +160,24 @@ const docTemplate = `{
                         "description": "Retry-safe key",
                         "name": "Idempotency-Key",
                         "in": "header"
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "true or absent: the gateway is asynchronous (false gets 422)",
+                        "name": "async",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "not used (acknowledgements go to the client's webhook): answered with a warning",
+                        "name": "response-url",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "json or xml: the format of the OperationOutcome (overrides Accept)",
+                        "name": "_format",
+                        "in": "query"
                     },
                     {
                         "description": "ITK3 message Bundle (type message, MessageHeader event ITK007C)",

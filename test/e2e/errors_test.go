@@ -110,6 +110,8 @@ func TestBadInputs(t *testing.T) {
 		{"FHIR not a message bundle", "POST", "/FHIR/STU3/$process-message", "application/fhir+json", []byte(`{"resourceType":"Bundle","type":"collection"}`), "", nil, 422, true, "Bundle.type"},
 		{"FHIR too large", "POST", "/FHIR/STU3/$process-message", "application/fhir+json", big, "", nil, 413, true, "limit"},
 		{"FHIR no token", "POST", "/FHIR/STU3/$process-message", "application/fhir+json", valid, "-", nil, 401, true, "Authorization"},
+		{"FHIR synchronous processing asked for", "POST", "/FHIR/STU3/$process-message?async=false", "application/fhir+json", valid, "", nil, 422, true, "asynchronously"},
+		{"FHIR async not a boolean", "POST", "/FHIR/STU3/$process-message?async=maybe", "application/fhir+json", valid, "", nil, 400, true, "async must be"},
 		{"FHIR Parameters without content", "POST", "/FHIR/STU3/$process-message", "application/fhir+json", []byte(`{"resourceType":"Parameters","parameter":[{"name":"other"}]}`), "", nil, 400, true, "content"},
 	}
 	for _, tc := range tests {

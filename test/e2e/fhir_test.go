@@ -209,3 +209,36 @@ func TestFHIRResponseFormat(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessMessageURLParameters: STU3 puts async and response-url in the
+// URL. async=true is what the gateway does anyway; a response-url is not
+// used (acknowledgements go to the client's webhook) and the 202 says so.
+func TestProcessMessageURLParameters(t *testing.T) {
+	e := newEnv(t, envOptions{noPractice: true})
+	tests := []struct {
+		name, query string
+		wantWarning bool
+	}{
+		{"no parameters", "", false},
+		{"async=true", "?async=true", false},
+		{"response-url", "?async=true&response-url=https%3A%2F%2Fapp.example%2Fresponses", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do("POST", "/FHIR/STU3/$process-message"+tc.query, "application/fhir+json", e.token(clientA), smithBundle(t, itk.FormatJSON), nil)
+			if r.Status != http.StatusAccepted {
+				t.Fatalf("status %d: %s", r.Status, r.Body)
+			}
+			assertSTU3(t, r.Body)
+			var oo itk.OperationOutcome
+			r.json(t, &oo)
+			warned := false
+			for _, is := range oo.Issue {
+				warned = warned || (is.Severity == "warning" && strings.Contains(is.Diagnostics, "response-url is not used"))
+			}
+			if len(oo.Issue) == 0 || oo.Issue[0].Severity != "information" || warned != tc.wantWarning {
+				t.Fatalf("warning %v, want %v: %s", warned, tc.wantWarning, r.Body)
+			}
+		})
+	}
+}
