@@ -21,7 +21,10 @@ type Error struct {
 	Problems []FieldProblem // per-field problems (problem+json "errors")
 	Outcome  *itk.OperationOutcome
 	Header   http.Header // extra response headers (Retry-After, WWW-Authenticate)
-	Err      error       // cause, logged (never rendered)
+	// Verbatim makes Detail alone the OperationOutcome diagnostics (no Title
+	// prefix): text callers match exactly, like the NHS platform's auth errors.
+	Verbatim bool
+	Err      error // cause, logged (never rendered)
 }
 
 // FieldProblem is one invalid field of a request.
@@ -125,7 +128,10 @@ func outcomeFor(e *Error) *itk.OperationOutcome {
 		return e.Outcome
 	}
 	issue := itk.Issue{Severity: "error", Code: issueTypeFor(e.Status), Diagnostics: e.Title}
-	if e.Detail != "" {
+	switch {
+	case e.Verbatim && e.Detail != "":
+		issue.Diagnostics = e.Detail
+	case e.Detail != "":
 		issue.Diagnostics = e.Title + ": " + e.Detail
 	}
 	issue.Details = &itk.CodeableConcept{Text: e.Code}

@@ -77,7 +77,8 @@ func (s *server) authenticate(c *gin.Context) {
 			c.Abort()
 			return
 		}
-		e := &Error{Status: ae.Status, Code: "invalid_request", Title: "Authentication failed", Detail: ae.Description, Err: err}
+		e := &Error{Status: ae.Status, Code: "invalid_request", Title: "Authentication failed", Detail: ae.Description, Err: err,
+			Verbatim: true} // the NHS platform's text, exactly, on FHIR routes too
 		if ae.Status == http.StatusUnauthorized {
 			e.Header = http.Header{"WWW-Authenticate": {`Bearer realm="mesh-gateway"`}}
 		}

@@ -24,9 +24,12 @@ const (
 	buildProfileBinary         = "https://fhir.nhs.uk/STU3/StructureDefinition/ITK-Attachment-Binary-1"
 	buildProfileOutcome        = "https://fhir.nhs.uk/STU3/StructureDefinition/ITK-Response-OperationOutcome-1"
 
-	buildSystemUUID             = "https://tools.ietf.org/html/rfc4122"
-	buildExtCareSettingType     = "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-CareSettingType-1"
-	buildExtNHSNumberVerif      = ExtNHSNumberVerificationV2 // the Send Document v2 example's URL
+	buildSystemUUID         = "https://tools.ietf.org/html/rfc4122"
+	buildExtCareSettingType = "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-CareSettingType-1"
+	// The URL CareConnect-Patient-1 (the Patient's declared profile) defines;
+	// the v2 example's GP Connect URL belongs to another profile, unknown to
+	// a validator loaded with the CareConnect STU3 package.
+	buildExtNHSNumberVerif      = ExtNHSNumberVerificationV1
 	buildSystemNHSNumberVerif   = "https://fhir.hl7.org.uk/STU3/CodeSystem/CareConnect-NHSNumberVerificationStatus-1"
 	buildDisplaySendDocument    = "ITK GP Connect Send Document"
 	buildDisplayResponse        = "ITK Response"
@@ -158,8 +161,14 @@ func buildDocumentBundle(req *SendRequest, ids IDs, now time.Time) *wireElem {
 	for i := range req.Documents {
 		entries = append(entries, wEntry(ids.Binaries[i], buildBinary(&req.Documents[i], ids.Binaries[i])))
 	}
-	return wResourceWith("Bundle", ids.DocumentBundle, buildProfileDocumentBundle, wFlatten(
-		[]*wireElem{wSingleIdentifier(buildSystemUUID, ids.DocumentBundle), wPrim("type", "document")},
+	// meta.versionId carries the document version where ITK-Document-Bundle-1
+	// (v2) defines it; the Composition carries it too.
+	return wResource("resource", "Bundle", wFlatten(
+		[]*wireElem{
+			wPrim("id", ids.DocumentBundle),
+			wComplex("meta", wPrim("versionId", strconv.Itoa(buildDocumentVersion(req))), wPrims("profile", buildProfileDocumentBundle)[0]),
+			wSingleIdentifier(buildSystemUUID, ids.DocumentBundle), wPrim("type", "document"),
+		},
 		entries,
 	)...)
 }

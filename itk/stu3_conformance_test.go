@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,3 +85,25 @@ func TestSTU3ConformanceGoogleFHIR(t *testing.T) {
 
 var testCapability = CapabilityOptions{BaseURL: "https://gateway.example.nhs.uk/FHIR/STU3/", SoftwareName: "mesh-gateway",
 	SoftwareVersion: "1.2.3", Date: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), Security: "Signed JWT, RS512."}
+
+// The version a sender gives is where ITK-Document-Bundle-1 defines it, and
+// Validate reads the same subject back as Build wrote.
+func TestDocumentVersionRoundTrip(t *testing.T) {
+	req := minimalRequest()
+	req.Version = 3
+	req.Replaces = &Replacement{DocumentID: "7f3c3f56-2f5e-4a4f-9d0f-2c1c5a0b6e11"}
+	m := buildFixture(t, req)
+	for _, f := range []Format{FormatXML, FormatJSON} {
+		var buf bytes.Buffer
+		if err := m.EncodeFormat(&buf, f); err != nil {
+			t.Fatal(err)
+		}
+		res := Validate(buf.Bytes(), f)
+		if !res.Valid {
+			t.Fatalf("%s: invalid: %+v", f, res.Outcome.Issue)
+		}
+		if res.Metadata.Subject != m.Metadata.Subject || !strings.HasSuffix(m.Metadata.Subject, "version 3") {
+			t.Errorf("%s: subject read back %q, built %q", f, res.Metadata.Subject, m.Metadata.Subject)
+		}
+	}
+}

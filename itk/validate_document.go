@@ -192,13 +192,6 @@ func (v *validator) checkPatient(pt *fhir.Node) {
 			v.issue(nhsCheckDigitSeverity, "value", nhs.Path+".value",
 				"the NHS number fails the Modulus 11 check digit (MESH GP lookup would fail with EPL-152; a receiver applying the check returns 20009)", "20009")
 		}
-		for _, e := range nhs.All("extension") {
-			if e.Str("url") == ExtNHSNumberVerificationV1 {
-				// The CareConnect-Patient-1 URL: v1-era but not proof of a v1
-				// message, so Version is left to the LocalExtension.
-				v.warn(e.Path+".url", "v1 NHS number verification status extension URL; v2 uses "+ExtNHSNumberVerificationV2)
-			}
-		}
 	}
 
 	switch bd := pt.Str("birthDate"); {
@@ -261,7 +254,13 @@ func (v *validator) metadata() *MeshMetadata {
 	if cust := v.docIndex[comp.Str("custodian.reference")]; cust != nil && cust.Name == "Organization" {
 		req.CareSetting = &CareSetting{Organization: &Organization{ODSCode: identifierValue(cust, SystemODSCode), Name: cust.Str("name")}}
 	}
-	if ver, err := strconv.Atoi(v.doc.Str("meta.versionId")); err == nil && ver > 0 {
+	// The document version: ITK-Document-Bundle-1's meta.versionId, or the
+	// Composition's (where earlier builds of this gateway put it).
+	docVersion := v.doc.Str("meta.versionId")
+	if docVersion == "" {
+		docVersion = comp.Str("meta.versionId")
+	}
+	if ver, err := strconv.Atoi(docVersion); err == nil && ver > 0 {
 		req.Version = ver
 	} else if comp.Child("relatesTo") != nil {
 		req.Replaces = &Replacement{}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/meshgateway/gateway/auth"
+	"github.com/meshgateway/gateway/itk"
 )
 
 // Every bad input gets a clear 4xx: application/problem+json on /v1, a FHIR
@@ -223,6 +224,14 @@ func TestAuthFailures(t *testing.T) {
 				r := e.do("POST", path, ct, tc.token, valid, nil)
 				if r.Status != tc.status || !strings.Contains(string(r.Body), tc.want) {
 					t.Fatalf("%s: status %d body %s; want %d mentioning %q", path, r.Status, r.Body, tc.status, tc.want)
+				}
+				if ct == "application/fhir+json" { // the NHS text is the whole diagnostics, nothing before it
+					var oo itk.OperationOutcome
+					r.json(t, &oo)
+					if len(oo.Issue) != 1 || !strings.HasPrefix(oo.Issue[0].Diagnostics, strings.SplitN(tc.want, "'", 2)[0]) ||
+						!strings.Contains(oo.Issue[0].Diagnostics, tc.want) {
+						t.Fatalf("diagnostics %+v, want the NHS text %q alone", oo.Issue, tc.want)
+					}
 				}
 			}
 		})
