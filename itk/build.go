@@ -194,6 +194,15 @@ func checkSendRequest(req *SendRequest, now time.Time) (time.Time, *RequestError
 			requireODS(&problems, "careSetting.organization.odsCode", cs.Organization.ODSCode)
 		}
 	}
+	// The care organisation becomes a CareConnect-Organization-1, whose
+	// name is mandatory; it also names the place in the MESH subject.
+	if cs := req.CareSetting; cs != nil && cs.Organization != nil {
+		if strings.TrimSpace(cs.Organization.Name) == "" {
+			problems.add("careSetting.organization.name", "is required (the organisation where the patient was seen)")
+		}
+	} else if strings.TrimSpace(req.Sender.Name) == "" {
+		problems.add("sender.name", "is required (the sending organisation's name, mandatory in CareConnect-Organization-1)")
+	}
 
 	if len(req.Documents) == 0 {
 		problems.add("documents", "at least one document is required")

@@ -85,7 +85,7 @@ func realisticRequest(t testing.TB) *SendRequest {
 func minimalRequest() *SendRequest {
 	return &SendRequest{
 		Patient: Patient{NHSNumber: "9000000009", BirthDate: "2001-02-14", Name: HumanName{Family: "Smith"}},
-		Sender:  Sender{ODSCode: "GP0001", Mailbox: "MESHGP0001"},
+		Sender:  Sender{ODSCode: "GP0001", Name: "Example Surgery", Mailbox: "MESHGP0001"},
 		Author:  Author{Device: &Device{Name: "MESH Gateway", Version: "1.0.0"}},
 		Documents: []Document{{
 			Title:       "Discharge summary",

@@ -15,6 +15,8 @@ func TestBuildRejectsInvalidRequests(t *testing.T) {
 		want   []string // exact field paths, in order
 	}{
 		{"missing NHS number", func(r *SendRequest) { r.Patient.NHSNumber = "" }, []string{"patient.nhsNumber"}},
+		{"sender without a name, no care organisation", func(r *SendRequest) { r.Sender.Name, r.CareSetting.Organization = " ", nil }, []string{"sender.name"}},
+		{"care organisation without a name", func(r *SendRequest) { r.CareSetting.Organization.Name = "" }, []string{"careSetting.organization.name"}},
 		{"NHS number bad check digit", func(r *SendRequest) { r.Patient.NHSNumber = "9434765918" }, []string{"patient.nhsNumber"}},
 		{"NHS number letters", func(r *SendRequest) { r.Patient.NHSNumber = "94347659AB" }, []string{"patient.nhsNumber"}},
 		{"birth date missing", func(r *SendRequest) { r.Patient.BirthDate = "" }, []string{"patient.birthDate"}},
@@ -154,7 +156,7 @@ func TestSendMetadata(t *testing.T) {
 	want = MeshMetadata{
 		WorkflowID:  "GPCONNECT_SEND_DOCUMENT",
 		To:          "X26HC006",
-		Subject:     "Discharge summary for Smith, NHS Number: 900 000 0009, seen at GP0001, ODS code: GP0001, version 1",
+		Subject:     "Discharge summary for Smith, NHS Number: 900 000 0009, seen at Example Surgery, ODS code: GP0001, version 1",
 		LocalID:     "GP0001",
 		FileName:    "d12dc439-ca5c-4177-bb70-4fece88edab0.json",
 		ContentType: "application/fhir+json",

@@ -11,9 +11,9 @@ import (
 // STU3 Composition.confidentiality codes (v3 Confidentiality).
 var confidentialityCodes = map[string]bool{"U": true, "L": true, "M": true, "N": true, "R": true, "V": true}
 
-// Resource types Composition.author may reference (STU3 + ITK-Device-1).
-var authorTypes = map[string]bool{"Practitioner": true, "PractitionerRole": true, "Device": true,
-	"Patient": true, "RelatedPerson": true, "Organization": true}
+// Resource types Composition.author may reference in STU3 (Device as
+// ITK-Device-1); PractitionerRole and Organization only came in R4.
+var authorTypes = map[string]bool{"Practitioner": true, "Device": true, "Patient": true, "RelatedPerson": true}
 
 // checkDocument applies the ITK-Document-Bundle-1 / CareConnect rules to the
 // payload (itk3-send-document.md §1.5, §4). Every failure here is 20009
@@ -22,6 +22,10 @@ func (v *validator) checkDocument() {
 	doc := v.doc
 	if doc.Str("type") != "document" {
 		return // reported by checkHeader
+	}
+	// STU3 bdl-9: a document Bundle has an identifier with system and value.
+	if id := doc.Child("identifier"); id == nil || id.Str("system") == "" || id.Str("value") == "" {
+		v.fail("required", doc.Path+".identifier", "a document Bundle needs an identifier with system and value (bdl-9)", "20009")
 	}
 	entries := doc.All("entry")
 	v.checkFullURLs(entries, "20009")
@@ -54,7 +58,7 @@ func (v *validator) checkDocument() {
 	}
 	for i, a := range comp.All("author") {
 		if res := v.resolveIn(a, cp+".author["+strconv.Itoa(i)+"]", "Composition.author", ""); res != nil && !authorTypes[res.Name] {
-			v.fail("invalid", a.Path+".reference", "Composition.author must reference a Practitioner, PractitionerRole, Device, Patient, RelatedPerson or Organization", "20009")
+			v.fail("invalid", a.Path+".reference", "Composition.author must reference a Practitioner, Device, Patient or RelatedPerson (STU3)", "20009")
 		}
 	}
 	if c := comp.Child("custodian"); c != nil {
@@ -74,6 +78,10 @@ func (v *validator) checkDocument() {
 	var walk func(sections []*fhir.Node)
 	walk = func(sections []*fhir.Node) {
 		for _, s := range sections {
+			// STU3 cmp-1: a section has text, entries or sub-sections.
+			if s.Child("text") == nil && len(s.All("entry")) == 0 && len(s.All("section")) == 0 {
+				v.fail("required", s.Path, "a Composition section needs text, entries or sub-sections (cmp-1)", "20009")
+			}
 			for _, e := range s.All("entry") {
 				if res := v.docIndex[e.Str("reference")]; res != nil {
 					referenced[res] = true

@@ -210,6 +210,13 @@ var ruleCases = []ruleCase{
 	{"author unresolved", `<author>
                 <reference value="urn:uuid:5d7e5ef0-dddb-4cb3-905a-d21e26eb64e6" />`, `<author>
                 <reference value="urn:uuid:00000000-dddb-4cb3-905a-d21e26eb64e6" />`, comp + ".author[0].reference", "20009"},
+	{"author an Organization (R4 only)", `<author>
+                <reference value="urn:uuid:5d7e5ef0-dddb-4cb3-905a-d21e26eb64e6" />`, `<author>
+                <reference value="urn:uuid:d850c18b-5143-4ae6-bf5f-96f102e7d3d7" />`, comp + ".author[0].reference", "20009"},
+	{"document identifier without value (bdl-9)", `<value value="2eefc87f-8a16-45a1-a666-1753237608a3" />`, ``, doc + ".identifier", "20009"},
+	{"section with only a title (cmp-1)", `</section>
+            </Composition>`, `</section><section><title value="Empty" /></section>
+            </Composition>`, comp + ".section[1]", "20009"},
 	{"unsupported attachment type", `<contentType value="application/pdf" />`, `<contentType value="application/x-msdownload" />`, bin + ".contentType", "20005"},
 	{"bad base64", `<content value="JVBER`, `<content value="*VBER`, bin + ".content", "20009"},
 	{"no NHS number", `<system value="https://fhir.nhs.uk/Id/nhs-number" />`, `<system value="https://example.org/id" />`, pat + ".identifier", "20009"},
