@@ -235,13 +235,17 @@ func (w *Worker) outcome(ctx context.Context, rec *tracking.Message, res meshbri
 	isFirst := errors.As(err, &firstErr)
 	uncertain := isFirst && firstErr.Uncertain
 	meshErr, isMesh := meshbridge.AsError(err)
+	if isMesh && authFailure(meshErr.HTTPStatus) {
+		// MESH refused the mailbox's credentials (password rotation, an
+		// inactive mailbox, a token timestamp over 2 h off): nothing was
+		// created, the message is not at fault and a later retry is safe.
+		// Operations must act, hence ERROR; the send retries as usual.
+		w.log.ErrorContext(ctx, "MESH refused the mailbox's authentication; the send will be retried (check the mailbox password, that the mailbox is active, and the clock)",
+			slog.String("message_id", rec.ID), slog.String("mailbox", rec.Mailbox),
+			slog.Int("http_status", meshErr.HTTPStatus), slog.String("mesh_description", meshErr.Description))
+	}
 	if isMesh && !uncertain && permanent(meshErr.HTTPStatus) {
-		lvl := slog.LevelWarn
-		if meshErr.HTTPStatus == http.StatusForbidden || meshErr.HTTPStatus == http.StatusUnauthorized {
-			// Authentication is an operations problem, not the message's.
-			lvl = slog.LevelError
-		}
-		w.log.Log(ctx, lvl, "MESH rejected the message", slog.String("message_id", rec.ID),
+		w.log.WarnContext(ctx, "MESH rejected the message", slog.String("message_id", rec.ID),
 			slog.Int("http_status", meshErr.HTTPStatus), slog.String("mesh_event", meshErr.Event),
 			slog.String("mesh_code", meshErr.Code))
 		return w.fail(ctx, rec, tracking.StateRejected, tracking.EventRejected, &tracking.MeshError{
@@ -251,10 +255,18 @@ func (w *Worker) outcome(ctx context.Context, rec *tracking.Message, res meshbri
 }
 
 // permanent reports whether an HTTP status means the same request will
-// never succeed (417 with a MESH code, 400, 403, ...).
+// never succeed (417 with a MESH code, 400, ...). 401 and 403 are not:
+// MESH answers 403 when the mailbox's authentication fails ("Invalid
+// Authentication Token", "Request Received from Inactive Mailbox"), which
+// creates nothing and is fixed outside the message.
 func permanent(status int) bool {
 	return status >= 400 && status < 500 && !meshbridge.IsRetryableStatus(status) &&
-		status != http.StatusRequestTimeout && status != http.StatusLocked
+		status != http.StatusRequestTimeout && status != http.StatusLocked && !authFailure(status)
+}
+
+// authFailure reports whether MESH refused the mailbox's credentials.
+func authFailure(status int) bool {
+	return status == http.StatusUnauthorized || status == http.StatusForbidden
 }
 
 // retryLater records a transient failure and schedules the next attempt, or

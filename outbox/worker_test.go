@@ -324,8 +324,8 @@ func TestRejections(t *testing.T) {
 			Code: "12", Description: "Unregistered to address"}}, "12", `"level":"WARN"`},
 		{"400 malformed", &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 400, Event: "TRANSFER",
 			Code: "06", Description: "MalformedControlFile"}}, "06", `"level":"WARN"`},
-		{"403 auth", &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 403,
-			Description: "Invalid Authentication Token"}}, "", `"level":"ERROR"`},
+		{"417 workflow not permitted", &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 417, Event: "SEND",
+			Code: "17", Description: "Workflow ID not registered for mailbox"}}, "17", `"level":"WARN"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -349,6 +349,81 @@ func TestRejections(t *testing.T) {
 			logs := h.logs.String()
 			if !strings.Contains(logs, tt.wantLevel) || !strings.Contains(logs, "MESH rejected the message") {
 				t.Fatalf("logs lack %s rejection: %s", tt.wantLevel, logs)
+			}
+		})
+	}
+}
+
+// MESH answers 403 (or 401) when the mailbox's authentication fails:
+// password rotation, an inactive mailbox, clock drift. Nothing was created,
+// so the message is retried with the usual backoff (an ERROR line naming
+// the mailbox alerts operations) and fails only at MaxAttempts.
+func TestAuthFailureRetries(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		res  meshbridge.SendResult
+		err  error
+	}{
+		{"403 invalid token", meshbridge.SendResult{}, &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 403,
+			Description: "Invalid Authentication Token"}}},
+		{"403 inactive mailbox", meshbridge.SendResult{}, &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 403,
+			Description: "Request Received from Inactive Mailbox"}}},
+		{"401", meshbridge.SendResult{}, &meshbridge.FirstChunkError{Err: &meshbridge.Error{HTTPStatus: 401, Description: "Unauthorized"}}},
+		{"403 on chunk 2", meshbridge.SendResult{MessageID: "MESH-9", Chunks: 1}, &meshbridge.ChunkError{MessageID: "MESH-9", Chunk: 2, Total: 2,
+			Err: &meshbridge.Error{HTTPStatus: 403, Description: "Invalid Authentication Token"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			me, _ := meshbridge.AsError(tt.err)
+			f := &fakeSender{
+				send: func(context.Context, int) (meshbridge.SendResult, error) { return tt.res, tt.err },
+				cont: func(int) (meshbridge.SendResult, error) { return tt.res, tt.err },
+				track: func(int) (*meshbridge.Tracking, error) {
+					return &meshbridge.Tracking{Status: meshbridge.TrackingUploading}, nil
+				},
+			}
+			cfg := h.config("a")
+			cfg.MaxAttempts = 3
+			h.accept("m1", "MBX1", payloadText)
+			h.run(senderMap{"MBX1": f}, cfg)
+			for i := 1; i < cfg.MaxAttempts; i++ {
+				h.waitUntil("retry scheduled", func() bool {
+					n, _ := h.rdb.ZCard(context.Background(), tracking.OutboxDelayed).Result()
+					s, c, _ := f.counts()
+					return n == 1 && s+c == i
+				})
+				rec, _ := h.store.Get(context.Background(), "m1")
+				if rec.State != tracking.StateSending || rec.LastError == nil || rec.LastError.HTTPStatus != me.HTTPStatus ||
+					rec.LastError.Description != me.Description {
+					t.Fatalf("after attempt %d: %+v", i, rec)
+				}
+				if _, first := tt.err.(*meshbridge.FirstChunkError); first && rec.FirstChunkUnconfirmed {
+					t.Fatalf("a refused chunk 1 is not a reconcile: %+v", rec)
+				}
+				h.clock.Add(2 * time.Minute)
+			}
+			rec := h.waitState("m1", tracking.StateFailed)
+			if rec.LastError == nil || rec.LastError.Code != CodeGaveUp || rec.LastError.HTTPStatus != me.HTTPStatus ||
+				rec.Attempts != cfg.MaxAttempts {
+				t.Fatalf("record = %+v", rec)
+			}
+			if got := eventTypes(rec); strings.Contains(got, "rejected") || strings.Count(got, "send_retry") != cfg.MaxAttempts-1 {
+				t.Fatalf("events = %s", got)
+			}
+			logs := h.logs.String()
+			if strings.Contains(logs, "MESH rejected the message") {
+				t.Fatalf("auth failure logged as a rejection: %s", logs)
+			}
+			var alert string
+			for line := range strings.Lines(logs) {
+				if strings.Contains(line, "MESH refused the mailbox's authentication") {
+					alert = line
+					break
+				}
+			}
+			if !strings.Contains(alert, `"level":"ERROR"`) || !strings.Contains(alert, `"mailbox":"MBX1"`) ||
+				!strings.Contains(alert, fmt.Sprintf(`"http_status":%d`, me.HTTPStatus)) {
+				t.Fatalf("no ERROR alert naming mailbox and status: %q\n%s", alert, logs)
 			}
 		})
 	}
