@@ -22,15 +22,26 @@ type Token struct {
 	MailboxID  string
 	Nonce      string
 	NonceCount int
-	Timestamp  string // yyyyMMddHHmm, UTC
-	Hash       string // lowercase hex HMAC-SHA256
+	// NonceCountRaw is nonce_count exactly as the header carried it ("01"
+	// stays "01"): the HMAC is over the string as sent (mesh-api.md §2.1),
+	// so Verify hashes this, not a re-formatted NonceCount. Empty for a Token
+	// built by hand, in which case Verify uses strconv.Itoa(NonceCount).
+	NonceCountRaw string
+	Timestamp     string // yyyyMMddHHmm, UTC
+	Hash          string // lowercase hex HMAC-SHA256
 }
 
 // TokenHash computes the MESH HMAC: key = shared key, message =
 // mailbox:nonce:nonce_count:password:timestamp (password 4th, timestamp 5th).
 func TokenHash(sharedKey, mailboxID, nonce string, nonceCount int, password, timestamp string) string {
+	return tokenHash(sharedKey, mailboxID, nonce, strconv.Itoa(nonceCount), password, timestamp)
+}
+
+// tokenHash is TokenHash over nonce_count as a string, so a verifier can hash
+// the exact characters the client sent.
+func tokenHash(sharedKey, mailboxID, nonce, nonceCount, password, timestamp string) string {
 	mac := hmac.New(sha256.New, []byte(sharedKey))
-	mac.Write([]byte(mailboxID + ":" + nonce + ":" + strconv.Itoa(nonceCount) + ":" + password + ":" + timestamp))
+	mac.Write([]byte(mailboxID + ":" + nonce + ":" + nonceCount + ":" + password + ":" + timestamp))
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
@@ -67,13 +78,20 @@ func ParseAuthorization(header string) (Token, error) {
 	if _, err := time.Parse(TokenTimeFormat, parts[3]); err != nil {
 		return Token{}, fmt.Errorf("%w: timestamp %q", ErrMalformedToken, parts[3])
 	}
-	return Token{MailboxID: parts[0], Nonce: parts[1], NonceCount: count, Timestamp: parts[3], Hash: parts[4]}, nil
+	return Token{MailboxID: parts[0], Nonce: parts[1], NonceCount: count, NonceCountRaw: parts[2], Timestamp: parts[3], Hash: parts[4]}, nil
 }
 
 // Verify reports whether the token's hash matches the mailbox password and
-// shared key. The comparison is constant-time and case-insensitive on the hex.
+// shared key. The HMAC is computed over nonce_count exactly as sent
+// (NonceCountRaw), so a client that signs "01" is accepted and one that signs
+// "1" but sends "01" is not. The comparison is constant-time and
+// case-insensitive on the hex.
 func (t Token) Verify(sharedKey, password string) bool {
-	want := TokenHash(sharedKey, t.MailboxID, t.Nonce, t.NonceCount, password, t.Timestamp)
+	count := t.NonceCountRaw
+	if count == "" {
+		count = strconv.Itoa(t.NonceCount)
+	}
+	want := tokenHash(sharedKey, t.MailboxID, t.Nonce, count, password, t.Timestamp)
 	return hmac.Equal([]byte(want), []byte(strings.ToLower(t.Hash)))
 }
 

@@ -1,6 +1,9 @@
 package meshbridge
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"testing"
 	"time"
 )
@@ -57,3 +60,37 @@ func TestParseAuthorizationRejectsMalformed(t *testing.T) {
 }
 
 func itoa(i int) string { return string(rune('0' + i)) }
+
+// The HMAC is over nonce_count exactly as the header carries it
+// (mesh-api.md §2.1): a token signed with "01" verifies, and a token signed
+// with "1" but sent as "01" does not.
+func TestVerifyUsesNonceCountAsSent(t *testing.T) {
+	const key, mailbox, nonce, password, ts = "TestKey", "X26ABC1", "2c001608-5f09-4840-9611-bea43e666a30", "password", "201511201038"
+	sign := func(count string) string {
+		mac := hmac.New(sha256.New, []byte(key))
+		mac.Write([]byte(mailbox + ":" + nonce + ":" + count + ":" + password + ":" + ts))
+		return hex.EncodeToString(mac.Sum(nil))
+	}
+	tests := []struct {
+		signed, sent string
+		want         bool
+	}{
+		{"1", "1", true},
+		{"01", "01", true},
+		{"0001", "0001", true},
+		{"1", "01", false},
+		{"01", "1", false},
+	}
+	for _, tc := range tests {
+		tok, err := ParseAuthorization("NHSMESH " + mailbox + ":" + nonce + ":" + tc.sent + ":" + ts + ":" + sign(tc.signed))
+		if err != nil {
+			t.Fatalf("signed %q sent %q: %v", tc.signed, tc.sent, err)
+		}
+		if got := tok.Verify(key, password); got != tc.want {
+			t.Errorf("signed %q sent %q: Verify = %v, want %v", tc.signed, tc.sent, got, tc.want)
+		}
+		if tok.NonceCount != 1 {
+			t.Errorf("sent %q: NonceCount = %d, want 1", tc.sent, tok.NonceCount)
+		}
+	}
+}

@@ -110,9 +110,18 @@ func (s *Server) Reset(mailbox string) {
 	s.log.Info("fakemesh reset", "mailbox", mailbox)
 }
 
-// InjectReport puts a REPORT into r.Mailbox's inbox and, when
-// r.LinkedMessageID names a known message, moves that message's tracking to
-// r.Status with the report's code.
+// InjectReport puts a REPORT into r.Mailbox's inbox, as the sandbox's
+// POST /messageexchange/admin/report does (mesh-api.md §4.1).
+//
+// Deliberate extension: when r.LinkedMessageID names a known DATA message,
+// that message is also failed (tracking moves to r.Status with the report's
+// code, event and description) and removed from its recipient's inbox. The
+// sandbox leaves the linked message alone, but on real MESH an error REPORT
+// (e.g. 14 not collected, EPL-151 no mailbox matched) means the message was
+// not delivered, and tests rely on the two agreeing: meshbridge's
+// client_fakemesh_test.go tracks the linked message as undeliverable after
+// the report, and this package's admin tests check it left the inbox. A report
+// whose linked id is unknown (or names a REPORT) only lands in the inbox.
 func (s *Server) InjectReport(r Report) (string, error) {
 	mb := strings.ToUpper(strings.TrimSpace(r.Mailbox))
 	if _, ok := s.mailboxes[mb]; !ok {
@@ -154,7 +163,7 @@ func (s *Server) failLocked(m *message, now time.Time, status, code, event, desc
 	if ib := s.inboxes[m.recipient]; ib != nil {
 		ib.remove(m)
 	}
-	m.chunks, m.storedBytes = nil, 0
+	m.freeBody()
 }
 
 var validStatuses = map[string]bool{
@@ -191,7 +200,7 @@ func (s *Server) SetTrackingEvent(messageID string, ev TrackingEvent) error {
 		if ib := s.inboxes[m.recipient]; ib != nil {
 			ib.remove(m)
 		}
-		m.chunks, m.storedBytes = nil, 0
+		m.freeBody()
 	default:
 		m.status, m.statusTime = status, now
 		m.statusCode, m.statusEvent, m.statusDesc = ev.Code, ev.Event, ev.Description

@@ -64,7 +64,12 @@ func TestChunkedGzipRoundTrip(t *testing.T) {
 		{"encoding changed", "X26ABC1", 2, "2:3", "", 417,
 			`{"message_id":"` + id + `","detail":[{"event":"SEND","code":"","msg":"cannot change content encoding"}]}`},
 		{"someone else's message", "X26ABC3", 2, "2:3", "gzip", 403, ""},
-		{"beyond total", "X26ABC1", 4, "4:4", "gzip", 406, ""},
+		// A range that does not fit the message is 417 InvalidHeaderChunks
+		// (the reference lists no 406 for send-chunk, §1.2 row 9).
+		{"beyond total", "X26ABC1", 4, "4:4", "gzip", 417,
+			`{"message_id":"` + id + `","detail":[{"event":"SEND","code":"InvalidHeaderChunks","msg":"Invalid chunk values sent in mex-Chunk-Range header"}]}`},
+		{"total does not match message", "X26ABC1", 3, "3:4", "gzip", 417,
+			`{"message_id":"` + id + `","detail":[{"event":"SEND","code":"InvalidHeaderChunks","msg":"Invalid chunk values sent in mex-Chunk-Range header"}]}`},
 	}
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -116,8 +116,18 @@ func validChecksum(v string) bool {
 	return true
 }
 
+// maxChunks bounds the total of mex-Chunk-Range. A message's chunk table is
+// allocated from the client's total when chunk 1 arrives, so an unchecked
+// total ("1:9999999999999999") would panic or allocate gigabytes. MESH's
+// largest chunked message is 100 GB (mesh-api.md §1.7) and the official
+// clients use chunks of 20-75 MiB (all but the last should be over 5 MB),
+// i.e. at most ~20,000 chunks; 100,000 leaves ample headroom while keeping
+// the table under 3 MB. Larger totals get 417 InvalidHeaderChunks like any
+// other bad range.
+const maxChunks = 100_000
+
 // parseChunkRange follows the sandbox: empty means 1:1 for chunk 1; "n:t"
-// needs 0 < n <= t and n equal to the URL chunk number.
+// needs 0 < n <= t <= maxChunks and n equal to the URL chunk number.
 func parseChunkRange(v string, urlChunk int) (no, total int, ok bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -129,7 +139,7 @@ func parseChunkRange(v string, urlChunk int) (no, total int, ok bool) {
 	}
 	no, err1 := strconv.Atoi(strings.TrimSpace(a))
 	total, err2 := strconv.Atoi(strings.TrimSpace(b))
-	if err1 != nil || err2 != nil || no < 1 || no > total || no != urlChunk {
+	if err1 != nil || err2 != nil || no < 1 || no > total || total > maxChunks || no != urlChunk {
 		return 0, 0, false
 	}
 	return no, total, true
@@ -313,6 +323,7 @@ func (s *Server) uniqueIDLocked(now time.Time) string {
 // reports the lookup failure asynchronously).
 func (s *Server) finaliseLocked(m *message, now time.Time, delivered []MessageInfo) []MessageInfo {
 	m.statusTime = now
+	m.finaliseSize()
 	if m.routeErrCode != "" {
 		desc := lookupErrorDescriptions[m.routeErrCode]
 		m.status, m.statusCode, m.statusEvent, m.statusDesc = StatusError, m.routeErrCode, "SEND", desc
@@ -409,7 +420,9 @@ func (s *Server) handleSendChunk(c *call) {
 	case m.status != StatusUploading:
 		status, apiErr = http.StatusLocked, errFinalised
 	case chunkNo > m.totalChunks || total != m.totalChunks:
-		status, apiErr = http.StatusNotAcceptable, errNotAcceptable
+		// The reference lists 403/404/417/423/400 for send-chunk (§1.2 row 9):
+		// a range that does not fit the message is a bad mex-Chunk-Range.
+		status, apiErr = http.StatusExpectationFailed, errHeaderChunks
 	case encoding != m.contentEncoding:
 		status, apiErr = http.StatusExpectationFailed, errEncodingChanged
 	default:
@@ -468,6 +481,11 @@ func (s *Server) handleDownload(c *call, rawID, rawChunk string, head bool) {
 			writeError(c, http.StatusNotFound, errNotExist)
 			return
 		}
+		if isRecipient && m.status == StatusUploading {
+			s.mu.Unlock()
+			writeError(c, http.StatusNotFound, errNotExist)
+			return
+		}
 		if isRecipient && m.status != StatusAccepted && m.status != StatusAcknowledged {
 			s.mu.Unlock()
 			writeError(c, http.StatusGone, errGone)
@@ -483,6 +501,14 @@ func (s *Server) handleDownload(c *call, rawID, rawChunk string, head bool) {
 	if !isRecipient {
 		s.mu.Unlock()
 		writeError(c, http.StatusForbidden, errForbidden)
+		return
+	}
+	if m.status == StatusUploading {
+		// Not every chunk is in: the message has not been delivered, so for
+		// the recipient it does not exist yet (410 is for acknowledged,
+		// expired or failed messages).
+		s.mu.Unlock()
+		writeError(c, http.StatusNotFound, errNotExist)
 		return
 	}
 	if m.status != StatusAccepted || m.chunks == nil {
@@ -561,8 +587,7 @@ func (s *Server) handleAck(c *call) {
 		if ib := s.inboxes[m.recipient]; ib != nil {
 			ib.remove(m)
 		}
-		m.chunks = nil // free the body; metadata stays for tracking
-		m.storedBytes = 0
+		m.freeBody() // metadata (and fileSize) stays for tracking
 	}
 	s.mu.Unlock()
 	s.stats.acks.Add(1)
@@ -836,10 +861,23 @@ func (s *Server) trackingLocked(m *message, ver int) any {
 		rName, rODS, rOrg = rb.Name, rb.ODSCode, rb.ODSCode
 	}
 	expiry := m.created.Add(s.inboxTTL)
-	var code, event, desc, statusTS string
-	if m.failed {
-		code, event, desc, statusTS = m.statusCode, m.statusEvent, m.statusDesc, fmtCompact(m.statusTime)
+	// Every tracking object carries the status fields. A failure reports its
+	// own event/code/description; otherwise (uploading, accepted,
+	// acknowledged) they are the SPEC example's TRANSFER / "Success" / "01"
+	// (mesh-api.md §1.5), unless the admin event endpoint set others.
+	code, event, desc := m.statusCode, m.statusEvent, m.statusDesc
+	if !m.failed {
+		if code == "" {
+			code = "01"
+		}
+		if event == "" {
+			event = "TRANSFER"
+		}
+		if desc == "" {
+			desc = "Success"
+		}
 	}
+	statusTS := fmtCompact(m.statusTime)
 	if ver >= 2 {
 		t := trackingV2{
 			MessageID: m.id, LocalID: nullable(m.localID), WorkflowID: m.workflow, Filename: m.fileName,
@@ -847,10 +885,8 @@ func (s *Server) trackingLocked(m *message, ver int) any {
 			Recipient: nullable(m.recipient), RecipientName: nullable(rName), RecipientOdsCode: nullable(rODS),
 			RecipientOrgCode: nullable(rOrg), RecipientOrgName: nullable(rName),
 			StatusSuccess: !m.failed, Status: m.status,
-			StatusEvent: nullable(event), StatusDescription: nullable(desc), StatusCode: nullable(code),
-		}
-		if m.failed {
-			t.StatusTimestamp = nullable(fmtISO(m.statusTime))
+			StatusEvent: nullable(event), StatusTimestamp: nullable(fmtISO(m.statusTime)),
+			StatusDescription: nullable(desc), StatusCode: nullable(code),
 		}
 		return t
 	}
@@ -875,7 +911,7 @@ func (s *Server) trackingLocked(m *message, ver int) any {
 		AddressType: "ALL", Checksum: m.checksum, ChunkCount: m.totalChunks, CompressFlag: flag(m.compressed),
 		ContentEncoding: m.contentEncoding, DownloadTimestamp: fmtCompact(m.ackedAt), DtsID: m.id,
 		EncryptedFlag: flag(m.encrypted), ExpiryTime: fmtCompact(expiry), FailureDate: failureDate,
-		FailureDiagnostic: failureDiag, FileName: m.fileName, FileSize: m.storedBytes,
+		FailureDiagnostic: failureDiag, FileName: m.fileName, FileSize: m.trackedSize(),
 		IsCompressed: flag(m.compressed), LinkedMsgID: nullable(m.linkedID), LocalID: m.localID,
 		MeshRecipientOdsCode: nullable(rODS), MessageID: m.id, MessageType: strings.ToUpper(m.msgType[:1]) + strings.ToLower(m.msgType[1:]),
 		PartnerID: m.partnerID, Recipient: nullable(m.recipient), RecipientName: nullable(rName),

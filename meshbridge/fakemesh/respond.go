@@ -31,7 +31,6 @@ var (
 	errNotExist        = apiError{event: "RECEIVE", code: "20", desc: "Message does not exist"}
 	errGone            = apiError{event: "SEND", code: "Message already accepted", desc: "Message no longer available for download"}
 	errForbidden       = apiError{desc: "Forbidden"}
-	errNotAcceptable   = apiError{event: "SEND", code: "", desc: "Not Acceptable"}
 	errTooLarge        = apiError{event: "SEND", code: "", desc: "Request body too large"}
 	errLocalIDMultiple = apiError{event: "TRACKING", code: "", desc: "Multiple Choices, the local_id is not unique"}
 )

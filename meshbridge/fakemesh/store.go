@@ -42,7 +42,12 @@ type message struct {
 	totalChunks int
 	chunks      [][]byte // as uploaded (gzip if contentEncoding is gzip); nil after ack/expiry
 	received    int
-	storedBytes int64
+	storedBytes int64 // bytes currently held in chunks; 0 once the body is freed
+	// fileSize is the message size tracking reports (v1 fileSize): set once
+	// when the message is finalised (or, if it never was, when its body is
+	// freed), so it survives acknowledgement and expiry.
+	fileSize  int64
+	sizeFinal bool
 
 	status        string
 	statusCode    string
@@ -206,9 +211,7 @@ func (m *message) downloadHeaders(chunk int) []header {
 	add("mex-addresstype", "ALL")
 	add("mex-localid", m.localID)
 	add("mex-partnerid", m.partnerID)
-	if m.msgType == TypeData {
-		add("mex-filename", m.fileName)
-	}
+	add("mex-filename", m.fileName) // REPORTs carry one only when the admin report set file_name
 	add("mex-subject", m.subject)
 	add("mex-version", "1.0")
 	add("mex-messagetype", m.msgType)
@@ -238,6 +241,29 @@ func (m *message) downloadHeaders(chunk int) []header {
 	add("last-modified", m.statusTime.UTC().Format(httpDateUTC))
 	add("etag", `"`+m.id+"-"+strconv.Itoa(chunk)+`"`)
 	return h
+}
+
+// finaliseSize fixes fileSize at the size of the complete upload.
+func (m *message) finaliseSize() {
+	if !m.sizeFinal {
+		m.fileSize, m.sizeFinal = m.storedBytes, true
+	}
+}
+
+// freeBody drops the stored chunks (after acknowledgement, failure or
+// expiry); metadata, including fileSize, stays for tracking.
+func (m *message) freeBody() {
+	m.finaliseSize()
+	m.chunks, m.storedBytes = nil, 0
+}
+
+// trackedSize is the v1 tracking fileSize: the finalised size, or the bytes
+// received so far while still uploading.
+func (m *message) trackedSize() int64 {
+	if m.sizeFinal {
+		return m.fileSize
+	}
+	return m.storedBytes
 }
 
 // responseContentType is the decoded content type given to the recipient:
