@@ -90,13 +90,13 @@ type Config struct {
 	Metrics Observer
 }
 
-// DefaultSchedule is the Standard Webhooks example's opening (immediately,
-// 5 s, 5 min, 30 min, 2 h, 5 h) followed by two 8 h waits, so a delivery
-// is given up after about 24 hours in all: long enough to ride out a
-// receiver's bad day, short enough that a person hears of it the next day.
+// DefaultSchedule is the Standard Webhooks retry schedule: immediately,
+// then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h, so a
+// delivery is given up after about three days — a receiver that is down
+// from Friday evening still gets its events on Monday.
 func DefaultSchedule() []time.Duration {
 	return []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour,
-		5 * time.Hour, 8 * time.Hour, 8 * time.Hour}
+		5 * time.Hour, 10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour}
 }
 
 // leaseMargin is the slack kept between the end of an attempt and the end of

@@ -81,14 +81,15 @@ func TestWebhookIDStableAndDistinct(t *testing.T) {
 	}
 }
 
-// Retries give up after about a day in all (Standard Webhooks' guidance).
-func TestDefaultScheduleSpansAboutADay(t *testing.T) {
+// Retries follow Standard Webhooks' schedule: ten attempts over about
+// three days.
+func TestDefaultScheduleIsStandardWebhooks(t *testing.T) {
 	var total time.Duration
 	s := DefaultSchedule()
 	for _, d := range s {
 		total += d
 	}
-	if s[0] != 0 || total < 20*time.Hour || total > 26*time.Hour {
-		t.Fatalf("schedule %v totals %v, want immediate first attempt and about 24 h", s, total)
+	if s[0] != 0 || len(s) != 10 || s[9] != 24*time.Hour || total < 72*time.Hour || total > 80*time.Hour {
+		t.Fatalf("schedule %v totals %v, want 10 attempts, the first immediate, about 3 days in all", s, total)
 	}
 }
