@@ -151,7 +151,7 @@ func (s *server) postDocument(c *gin.Context) {
 	}
 	s.log.InfoContext(c.Request.Context(), "document accepted", "request_id", requestID(c), "message_id", stored.ID,
 		"client_id", caller.ClientID, "mailbox", stored.Mailbox, "created", created, "payload_bytes", stored.PayloadSize)
-	s.writeAccepted(c, stored, created, s.sizeWarnings(req.Documents, uploaded))
+	s.writeAccepted(c, stored, created, s.requestWarnings(&req, uploaded))
 }
 
 func (s *server) writeAccepted(c *gin.Context, m *tracking.Message, created bool, warnings []string) {
@@ -230,11 +230,17 @@ func (s *server) resolveRecipient(c *gin.Context, req *itk.SendRequest) error {
 // ErrNoEndpoint is returned by a RecipientResolver when MESH has no mailbox.
 var ErrNoEndpoint = errors.New("no MESH endpoint for ODS code")
 
-// sizeWarnings names every document over the size GP systems recommend;
-// uploaded (a multipart file part) stands in for documents[0]'s data.
-func (s *server) sizeWarnings(docs []itk.Document, uploaded *countingReader) []string {
+// requestWarnings names what was accepted but may trouble the practice:
+// every document over the size GP systems recommend (uploaded, a multipart
+// file part, stands in for documents[0]'s data) and a missing care setting
+// type.
+func (s *server) requestWarnings(req *itk.SendRequest, uploaded *countingReader) []string {
 	var out []string
-	for i, d := range docs {
+	if req.CareSetting == nil || req.CareSetting.Type == nil {
+		out = append(out, "careSetting.type is missing: Send Document v2's release notes call the care setting type required, "+
+			"and GP systems use it with documents[0].type to file the document")
+	}
+	for i, d := range req.Documents {
 		size := int64(len(d.Data))
 		if i == 0 && uploaded != nil {
 			size = uploaded.n
