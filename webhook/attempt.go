@@ -154,13 +154,14 @@ func (d *Dispatcher) ingest(ctx context.Context, msgs []redis.XMessage) ([]job, 
 			messages = append(messages, rec.MessageID)
 		}
 	}
-	var disabledCmd *redis.SliceCmd
+	var disabledCmd, throttleCmd *redis.SliceCmd
 	if len(recs) > 0 {
 		for _, m := range messages {
 			pipe.Expire(ctx, messageKey(m), d.cfg.Retention)
 		}
 		pipe.ZAddNX(ctx, dueKey, queue...)
 		disabledCmd = pipe.HMGet(ctx, disabledKey, clients...)
+		throttleCmd = pipe.HMGet(ctx, throttleKey, clients...)
 	}
 	pipe.XAck(ctx, StreamKey, GroupName, acks...)
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -174,13 +175,19 @@ func (d *Dispatcher) ingest(ctx context.Context, msgs []redis.XMessage) ([]job, 
 		raw, _ := v.(string)
 		disabled[clients[i]] = parseDisabled(raw)
 	}
+	throttled := map[string]time.Time{}
+	for i, v := range throttleCmd.Val() {
+		raw, _ := v.(string)
+		throttled[clients[i]] = parseThrottle(raw)
+	}
 	var list []job
 	for _, c := range recs {
 		if !c.isNew.Val() {
 			continue
 		}
 		dis := disabled[c.rec.ClientID]
-		list = append(list, job{member: queueMember(c.rec.ID, c.rec.MessageID), rec: c.rec, disabled: &dis, leaseUntil: leaseUntil})
+		list = append(list, job{member: queueMember(c.rec.ID, c.rec.MessageID), rec: c.rec, disabled: &dis,
+			throttled: throttled[c.rec.ClientID], leaseUntil: leaseUntil})
 	}
 	return list, nil
 }
@@ -204,6 +211,8 @@ type result struct {
 	url        string // target without query or credentials
 	target     string // full target URL, never stored (see urlHash)
 	disable    bool   // persist the endpoint as disabled (410)
+	// throttleUntil, when set, pauses the client's endpoint (429/502/503/504).
+	throttleUntil time.Time
 }
 
 // process attempts one delivery and hands the outcome to done, to be
@@ -237,15 +246,37 @@ func (d *Dispatcher) process(ctx context.Context, j job, done chan<- completion)
 		return
 	}
 	if j.disabled == nil {
-		disabled, err := d.disabledURL(ctx, rec.ClientID)
+		disabled, throttled, err := d.endpointState(ctx, rec.ClientID)
 		if err != nil {
 			d.log.Error("webhook: read endpoint state", "deliveryId", rec.ID, "error", err)
 			return // the lease runs out and it is retried
 		}
-		j.disabled = &disabled
+		j.disabled, j.throttled = &disabled, throttled
+	}
+	if now := d.cfg.Now(); j.throttled.After(now) {
+		done <- d.deferred(rec, j.throttled, now)
+		return
 	}
 	res := d.attempt(ctx, rec, *j.disabled)
 	done <- d.decide(rec, res)
+}
+
+// deferred puts a delivery back, unattempted and with nothing counted
+// against its schedule, until its endpoint's throttle ends, spread over a
+// second so the queue does not return at once.
+func (d *Dispatcher) deferred(rec *record, until, now time.Time) completion {
+	next := until.Add(time.Duration(rand.Int64N(int64(time.Second))))
+	rec.Next, rec.UpdatedAt = &next, now
+	return completion{rec: rec, res: result{status: StatusPending, reason: rec.LastError}, outcome: OutcomeDeferred}
+}
+
+// parseThrottle reads a throttleKey value (unix ms); zero if absent or bad.
+func parseThrottle(raw string) time.Time {
+	ms, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 // drop takes a claimed delivery that is no longer pending (finished, or
@@ -354,7 +385,14 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *record, disabled string) 
 		}
 		switch code {
 		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			// Standard Webhooks: these mean throttle. The whole endpoint
+			// pauses, not just this delivery.
 			res.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), start)
+			pause := d.cfg.ThrottlePause
+			if res.retryAfter > 0 {
+				pause = min(res.retryAfter, d.cfg.MaxRetryAfter)
+			}
+			res.throttleUntil = start.Add(pause)
 		}
 	}
 	return res
@@ -491,6 +529,9 @@ func (d *Dispatcher) write(ctx context.Context, batch []completion) {
 			raw, _ := json.Marshal(disabledEndpoint{URL: c.res.url, URLHash: urlHash(c.res.target), At: rec.UpdatedAt})
 			pipe.HSet(ctx, disabledKey, rec.ClientID, raw)
 		}
+		if !c.res.throttleUntil.IsZero() {
+			pipe.HSet(ctx, throttleKey, rec.ClientID, c.res.throttleUntil.UnixMilli())
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		// The leases run out and the deliveries are attempted again: at least once.
@@ -514,6 +555,10 @@ func (d *Dispatcher) report(c completion) {
 	case StatusDelivered:
 		d.log.Debug("webhook: delivered", attrs...)
 	case StatusPending:
+		if c.outcome == OutcomeDeferred {
+			d.log.Debug("webhook: endpoint throttled, delivery deferred", append(attrs, "next", rec.Next)...)
+			break
+		}
 		d.log.Debug("webhook: attempt failed, will retry", append(attrs, "next", rec.Next)...)
 	default:
 		d.log.Warn("webhook: delivery stopped", append(attrs, "reason", rec.LastError)...)
@@ -527,17 +572,16 @@ type disabledEndpoint struct {
 	At      time.Time `json:"at"`
 }
 
-// disabledURL returns the hash of the client's endpoint URL disabled by a
-// 410, if any.
-func (d *Dispatcher) disabledURL(ctx context.Context, clientID string) (string, error) {
-	raw, err := d.rdb.HGet(ctx, disabledKey, clientID).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
+// endpointState returns the hash of the client's endpoint URL disabled by a
+// 410, if any, and until when the endpoint is throttled (zero if not).
+func (d *Dispatcher) endpointState(ctx context.Context, clientID string) (disabled string, throttled time.Time, err error) {
+	pipe := d.rdb.Pipeline()
+	dis := pipe.HGet(ctx, disabledKey, clientID)
+	thr := pipe.HGet(ctx, throttleKey, clientID)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return "", time.Time{}, err
 	}
-	if err != nil {
-		return "", err
-	}
-	return parseDisabled(raw), nil
+	return parseDisabled(dis.Val()), parseThrottle(thr.Val()), nil
 }
 
 // redactURL keeps scheme, host and path: a query or user info may hold a

@@ -38,7 +38,7 @@ type Subscriptions interface {
 
 // Observer receives one outcome per finished attempt (or per delivery given
 // up without one): OutcomeDelivered, OutcomeRetry, OutcomeFailed,
-// OutcomeDisabled.
+// OutcomeDisabled, OutcomeDeferred.
 type Observer interface {
 	Delivered(outcome string)
 }
@@ -49,6 +49,9 @@ const (
 	OutcomeRetry     = "retry"
 	OutcomeFailed    = "failed"
 	OutcomeDisabled  = "disabled"
+	// OutcomeDeferred: not attempted, the endpoint is throttled (it answered
+	// 429/502/503/504 to another delivery); due again when that ends.
+	OutcomeDeferred = "deferred"
 )
 
 // Config tunes a Dispatcher. Zero values take the defaults noted.
@@ -72,6 +75,9 @@ type Config struct {
 	// Retention is how long delivery records are kept after their last
 	// change (default 30 days).
 	Retention time.Duration
+	// ThrottlePause is how long an endpoint that answered 429/502/503/504
+	// without Retry-After gets no attempts (default 30 s).
+	ThrottlePause time.Duration
 	// MaxRetryAfter caps a receiver's Retry-After (default: the longest
 	// Schedule delay).
 	MaxRetryAfter time.Duration
@@ -141,6 +147,9 @@ func NewDispatcher(rdb redis.UniversalClient, subs Subscriptions, cfg Config) *D
 	if cfg.Retention <= 0 {
 		cfg.Retention = 30 * 24 * time.Hour
 	}
+	if cfg.ThrottlePause <= 0 {
+		cfg.ThrottlePause = 30 * time.Second
+	}
 	if cfg.MaxRetryAfter <= 0 {
 		for _, s := range cfg.Schedule {
 			cfg.MaxRetryAfter = max(cfg.MaxRetryAfter, s)
@@ -179,7 +188,8 @@ func NewDispatcher(rdb redis.UniversalClient, subs Subscriptions, cfg Config) *D
 type job struct {
 	member     string // on the due queue: see queueMember
 	rec        *record
-	disabled   *string // hash of the client's disabled endpoint URL, if already read
+	disabled   *string   // hash of the client's disabled endpoint URL, if already read
+	throttled  time.Time // with disabled: until when the client's endpoint is throttled
 	leaseUntil time.Time
 }
 

@@ -673,3 +673,61 @@ func TestNewURLAfterGoneIsNotDisabled(t *testing.T) {
 		t.Fatalf("fresh %d, gone %d, second delivery %+v", fresh.count(), gone.count(), dels[1])
 	}
 }
+
+// A 503 (429/502/504 alike) throttles the whole endpoint: the client's
+// other deliveries wait, unattempted and with nothing counted against their
+// schedule, until Retry-After has passed.
+func TestThrottledEndpointDefersOtherDeliveries(t *testing.T) {
+	e := newEnv(t)
+	clock := &fakeClock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	rc := newReceiver(t, false, func(n int, w http.ResponseWriter, _ *http.Request) int {
+		if n == 0 {
+			w.Header().Set("Retry-After", "120")
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	e.subs.set("c", rc.srv.URL, true)
+	e.subs.set("other", rc.srv.URL+"/other", true)
+	obs := &countingObserver{n: map[string]int{}}
+	cfg := testConfig("r1")
+	cfg.Now = clock.Now
+	cfg.MaxRetryAfter = time.Hour
+	cfg.Metrics = obs
+	d := e.start(cfg)
+
+	e.publish("c", "t0", 1, "sent")
+	waitFor(t, "the 503", func() bool {
+		dels := deliveriesOf(t, d, "t0")
+		return len(dels) == 1 && len(dels[0].Attempts) == 1
+	})
+	for i := 1; i <= 4; i++ {
+		e.publish("c", "t"+strconv.Itoa(i), 1, "sent")
+	}
+	e.publish("other", "o1", 1, "sent") // another client's endpoint is not throttled
+	settled(t, d, "o1", 1)
+	waitFor(t, "the throttled deliveries deferred", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.n[OutcomeDeferred] >= 4
+	})
+	time.Sleep(100 * time.Millisecond) // poll intervals pass on the wall clock, none on ours
+	if got := rc.count(); got != 2 {
+		t.Fatalf("%d requests while throttled, want 2 (the 503 and the other client's)", got)
+	}
+	for i := 1; i <= 4; i++ {
+		dels := deliveriesOf(t, d, "t"+strconv.Itoa(i))
+		if len(dels) != 1 || len(dels[0].Attempts) != 0 || dels[0].NextAttemptAt == nil || dels[0].NextAttemptAt.Before(clock.Now().Add(119*time.Second)) {
+			t.Fatalf("t%d while throttled: %+v", i, dels)
+		}
+	}
+	clock.Advance(122 * time.Second)
+	for i := 0; i <= 4; i++ {
+		if dels := settled(t, d, "t"+strconv.Itoa(i), 1); dels[0].Status != StatusDelivered {
+			t.Fatalf("t%d: %s", i, dels[0].Status)
+		}
+	}
+	if got := rc.count(); got != 7 {
+		t.Fatalf("%d requests in all, want 7", got)
+	}
+}

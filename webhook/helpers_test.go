@@ -160,12 +160,13 @@ func newEnv(t *testing.T) *env {
 // testConfig is fast: tiny schedule and poll interval.
 func testConfig(consumer string) Config {
 	return Config{
-		Consumer:     consumer,
-		Workers:      4,
-		Schedule:     []time.Duration{0, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond},
-		Timeout:      2 * time.Second,
-		ClaimIdle:    time.Minute,
-		PollInterval: 10 * time.Millisecond,
+		Consumer:      consumer,
+		Workers:       4,
+		Schedule:      []time.Duration{0, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond},
+		Timeout:       2 * time.Second,
+		ClaimIdle:     time.Minute,
+		PollInterval:  10 * time.Millisecond,
+		ThrottlePause: 10 * time.Millisecond,
 	}
 }
 

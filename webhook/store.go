@@ -29,6 +29,10 @@ const (
 	// answered 410 Gone. Deliveries to that URL stop until EnableEndpoint (a
 	// new URL is a new endpoint and is not disabled).
 	disabledKey = "{gw}:wh:disabled"
+	// throttleKey maps client id -> unix ms until which its endpoint gets no
+	// attempts: set when it answers 429/502/503/504, so one overloaded
+	// receiver is not sent the rest of its queue meanwhile.
+	throttleKey = "{gw}:wh:throttle"
 	// messagePrefix + message id is a hash: delivery id -> JSON record, so a
 	// message's deliveries are one read and a new one is one HSETNX.
 	messagePrefix = "{gw}:wh:m:"
