@@ -238,7 +238,7 @@ func (d *demo) printBanner(apiURL string) {
  Send a PDF to demo patient SMITH (NHS 9000000009, born 1967-01-26):
  curl -s %[1]s/v1/documents \
    -H "Authorization: Bearer $(curl -s %[1]s/demo/token)" \
-   -F 'metadata={"patient":{"nhsNumber":"9000000009","birthDate":"1967-01-26","name":{"family":"Smith","given":["Jane"]}},"sender":{"odsCode":"X26","name":"Demo Clinic","mailbox":"X26ABC1"},"author":{"practitioner":{"sdsUserId":"123456789012","name":{"family":"Jones","given":["Sam"]}}},"documents":[{"title":"Consultation summary","type":{"code":"371531000","display":"Report of clinical encounter"},"contentType":"application/pdf"}]};type=application/json' \
+   -F 'metadata={"patient":{"nhsNumber":"9000000009","birthDate":"1967-01-26","name":{"family":"Smith","given":["Jane"]}},"sender":{"odsCode":"X26","name":"Demo Clinic","mailbox":"X26ABC1"},"author":{"practitioner":{"sdsUserId":"123456789012","name":{"family":"Jones","given":["Sam"]}}},"careSetting":{"type":{"code":"789718008","display":"Cardiology service"}},"documents":[{"title":"Consultation summary","type":{"code":"371531000","display":"Report of clinical encounter"},"contentType":"application/pdf"}]};type=application/json' \
    -F 'file=@summary.pdf;type=application/pdf'
 
  Then watch it: curl -s %[1]s/v1/messages/<id> -H "Authorization: Bearer $(curl -s %[1]s/demo/token)"
