@@ -208,11 +208,17 @@ type MessageMetadata struct {
 	ChunkRange        string
 	TotalChunks       int
 	Checksum          string
-	Compressed        bool // mex-Content-Compressed: the sender's passthrough flag
-	Encrypted         bool
-	AddressType       string
-	Version           string
-	PartnerID         string
+	// Compressed is mex-Content-Compressed: Y. Not proof that the sender
+	// compressed the content: the MESH sandbox also sets it when it gzips a
+	// download on the fly for a client that accepts gzip (as this one does).
+	// Either way the client has already removed any transport gzip
+	// (Content-Encoding) from what Download writes; only a sender's own
+	// compression inside the payload (the passthrough meaning) would remain.
+	Compressed  bool
+	Encrypted   bool
+	AddressType string
+	Version     string
+	PartnerID   string
 	// ContentEncoding is the transfer encoding of the first chunk as served.
 	ContentEncoding string
 	Raw             http.Header
