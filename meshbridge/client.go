@@ -27,8 +27,14 @@ import (
 // DefaultChunkSize is the NHS serverless MESH client default (uncompressed).
 const DefaultChunkSize int64 = 20 << 20
 
-// MaxChunkSize is MESH's limit on the data in one request (SPEC: 100 MB).
-const MaxChunkSize int64 = 100_000_000
+// MaxChunkSize is the largest chunk (uncompressed bytes) the client sends.
+// MESH takes at most 100 MB in one request (SPEC: "maximum amount of data
+// allowed by MESH in a single request message is 100MB"), and that is the
+// body on the wire: gzip makes incompressible data slightly larger (stored
+// deflate blocks cost 5 bytes per 64 KiB, plus an 18-byte gzip frame), so a
+// 100,000,000-byte chunk could go out over the limit. 99,000,000 bytes stays
+// under 100,000,000 gzipped or not, with room to spare.
+const MaxChunkSize int64 = 99_000_000
 
 // DefaultTimeout is PYC's per-request timeout.
 const DefaultTimeout = 10 * time.Minute
@@ -114,7 +120,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("meshbridge: Password and SharedKey are required")
 	}
 	if cfg.ChunkSize < 0 || cfg.ChunkSize > MaxChunkSize {
-		return nil, errors.New("meshbridge: ChunkSize must be between 0 (default) and 100 MB")
+		return nil, fmt.Errorf("meshbridge: ChunkSize must be between 0 (default) and %d bytes", MaxChunkSize)
 	}
 	static, err := staticHeaders(cfg.ClientName, cfg.ClientVersion)
 	if err != nil {

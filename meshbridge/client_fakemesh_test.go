@@ -189,6 +189,50 @@ func TestFakeMeshContinueSend(t *testing.T) {
 	}
 }
 
+// A resume after a restart that changed the compression threshold keeps
+// chunk 1's encoding when told it (SendOptions.Gzip); left to the new
+// settings, MESH refuses the changed encoding (417).
+func TestFakeMeshResumeKeepsEncoding(t *testing.T) {
+	_, url := startMesh(t)
+	ctx := context.Background()
+	before := meshClient(t, url, sender, func(c *meshbridge.Config) { c.Compress = true })
+	after := meshClient(t, url, sender, func(c *meshbridge.Config) { c.Compress, c.CompressThreshold = true, 20<<20 })
+	bob := meshClient(t, url, recipient, nil)
+	payload := pattern(30_000)
+	size := int64(len(payload))
+	crash := errors.New("crash after persisting id")
+	start := func() (string, bool) {
+		gz := before.Gzips(size)
+		opts := meshbridge.SendOptions{To: recipient, WorkflowID: workflow, ChunkSize: 10_000, Gzip: &gz}
+		var saved string
+		opts.OnMessageID = func(_ context.Context, id string) error { saved = id; return crash }
+		if _, err := before.Send(ctx, opts, bytes.NewReader(payload), size); !errors.Is(err, crash) {
+			t.Fatalf("Send: %v", err)
+		}
+		return saved, gz
+	}
+	id, gz := start()
+	if !gz || after.Gzips(size) {
+		t.Fatalf("setup: Gzips before %v after %v, want true then false", gz, after.Gzips(size))
+	}
+	opts := meshbridge.SendOptions{To: recipient, WorkflowID: workflow, ChunkSize: 10_000, Gzip: &gz}
+	res, err := after.ContinueSend(ctx, id, 2, bytes.NewReader(payload[10_000:]), size, opts)
+	if err != nil || res.Chunks != 3 {
+		t.Fatalf("ContinueSend with chunk 1's encoding: %v %+v", err, res)
+	}
+	var out bytes.Buffer
+	if _, err := bob.Download(ctx, id, &out); err != nil || !bytes.Equal(out.Bytes(), payload) {
+		t.Fatalf("Download: %v", err)
+	}
+
+	id, _ = start()
+	opts.Gzip = nil
+	_, err = after.ContinueSend(ctx, id, 2, bytes.NewReader(payload[10_000:]), size, opts)
+	if me, ok := meshbridge.AsError(err); !ok || me.HTTPStatus != 417 {
+		t.Fatalf("ContinueSend under the new settings: %v, want MESH's 417 for a changed encoding", err)
+	}
+}
+
 func TestFakeMeshInboxPagination(t *testing.T) {
 	_, url := startMesh(t)
 	ctx := context.Background()

@@ -34,6 +34,14 @@ type SendOptions struct {
 	Compressed  bool   // mex-Content-Compressed: Y (passthrough flag, not transport gzip)
 	// ChunkSize overrides the client's chunk size (uncompressed bytes); 0 = client default.
 	ChunkSize int64
+	// Gzip fixes the transport encoding of the chunks: true gzips each one
+	// (Content-Encoding: gzip), false sends them as they are; nil leaves it
+	// to Gzips(size). MESH refuses a chunk whose Content-Encoding differs
+	// from chunk 1's (417 "cannot change content encoding"), so a caller
+	// that may resume with ContinueSend records chunk 1's encoding (Gzips,
+	// before Send) and passes it to both: a resume then keeps it even if the
+	// client's compression settings changed in between.
+	Gzip *bool
 	// OnMessageID is called once chunk 1 is accepted (202) and before chunk 2
 	// is sent, so the caller can persist the id; an error aborts the send.
 	OnMessageID func(ctx context.Context, messageID string) error
@@ -47,7 +55,7 @@ type SendResult struct {
 
 func (c *Client) chunkSizeFor(o *SendOptions) (int64, error) {
 	if o.ChunkSize < 0 || o.ChunkSize > MaxChunkSize {
-		return 0, &ValidationError{Field: "ChunkSize", Reason: "must be between 0 (default) and 100 MB"}
+		return 0, &ValidationError{Field: "ChunkSize", Reason: "must be between 0 (default) and " + strconv.FormatInt(MaxChunkSize, 10) + " bytes"}
 	}
 	if o.ChunkSize > 0 {
 		return o.ChunkSize, nil
@@ -294,7 +302,7 @@ func (c *Client) Send(ctx context.Context, opts SendOptions, body io.Reader, siz
 
 	var id string
 	var pipe *gzipPipeline
-	if c.compressFor(size) {
+	if c.gzipFor(&opts, size) {
 		hdr[hdrContentEncoding] = []string{encodingGzip}
 		pipe = bufs.startGzipPipeline(ctx, body, 1, n, cs, size)
 		defer pipe.stop()
@@ -330,7 +338,9 @@ func (c *Client) Send(ctx context.Context, opts SendOptions, body io.Reader, siz
 
 // ContinueSend resumes a chunked send after a crash: body must be positioned
 // at the start of chunk fromChunk (2..n) and size is the TOTAL message size.
-// The chunk size and the client's compression must match the original send.
+// The chunk size must match the original send, and so must the encoding:
+// pass chunk 1's in opts.Gzip (nil falls back to Gzips(size), right only
+// while the client's compression settings are unchanged).
 func (c *Client) ContinueSend(ctx context.Context, messageID string, fromChunk int, body io.Reader, size int64, opts SendOptions) (SendResult, error) {
 	if err := validatePathSegment("messageID", messageID); err != nil {
 		return SendResult{}, err
@@ -350,7 +360,7 @@ func (c *Client) ContinueSend(ctx context.Context, messageID string, fromChunk i
 	bufs := c.getBuffers()
 	defer c.putBuffers(bufs)
 	var pipe *gzipPipeline
-	if c.compressFor(size) {
+	if c.gzipFor(&opts, size) {
 		pipe = bufs.startGzipPipeline(ctx, body, fromChunk, n, cs, size)
 		defer pipe.stop()
 	}
@@ -509,7 +519,22 @@ func (c *Client) newOwnedRequest(ctx context.Context, method, target string, h h
 // compressFor says whether a message of size bytes is sent gzipped: only
 // when compression is on and the message reaches CompressThreshold (small
 // messages cost more CPU to compress than they save on the wire). The same
-// size always gives the same answer, so ContinueSend matches the first chunk.
+// size gives the same answer only while the settings are unchanged: a send
+// resumed after a restart takes chunk 1's encoding from SendOptions.Gzip.
 func (c *Client) compressFor(size int64) bool {
 	return c.compress && size >= c.compressThreshold
+}
+
+// Gzips reports whether Send gzips the chunks of a message of size bytes
+// when SendOptions.Gzip is unset (Compress on and size at least
+// CompressThreshold). Record it before Send to resume with the same
+// encoding (see SendOptions.Gzip).
+func (c *Client) Gzips(size int64) bool { return c.compressFor(size) }
+
+// gzipFor is the encoding of a send: opts.Gzip when set, else the client's.
+func (c *Client) gzipFor(opts *SendOptions, size int64) bool {
+	if opts.Gzip != nil {
+		return *opts.Gzip
+	}
+	return c.compressFor(size)
 }

@@ -89,6 +89,7 @@ func (w *Worker) sendOptions(rec *tracking.Message) meshbridge.SendOptions {
 	return meshbridge.SendOptions{
 		To: rec.To, WorkflowID: rec.WorkflowID, Subject: rec.Subject, LocalID: rec.LocalID,
 		FileName: rec.FileName, ContentType: rec.ContentType, ChunkSize: rec.ChunkSize,
+		Gzip: rec.Gzipped, // nil on older records: the client decides, as it did then
 	}
 }
 
@@ -102,6 +103,9 @@ func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender Me
 		evType = tracking.EventResent
 	}
 	id := rec.ID
+	// Chunk 1's encoding is recorded with the chunk size: every later chunk,
+	// also one sent by a resume after a restart, must repeat it.
+	gzipped := sender.Gzips(rec.PayloadSize)
 	// Still no MESH id: the record was read before waiting for the mailbox
 	// slot and memory, and a send that got one must be resumed, not redone.
 	noMeshID := func(m *tracking.Message) bool { return m.MeshMessageID == "" }
@@ -110,7 +114,8 @@ func (w *Worker) sendFirst(ctx context.Context, rec *tracking.Message, sender Me
 			m.Attempts++
 			m.FirstChunkAttempts++
 			m.FirstChunkUnconfirmed = true
-			m.ChunkSize = w.cfg.ChunkSize
+			m.ChunkSize = w.configuredChunkSize(m.Mailbox)
+			m.Gzipped = &gzipped
 			m.ChunksSent = 0
 		})
 	if errors.Is(err, tracking.ErrStateConflict) || errors.Is(err, tracking.ErrNotFound) {

@@ -36,6 +36,9 @@ type MeshSender interface {
 	Send(ctx context.Context, opts meshbridge.SendOptions, body io.Reader, size int64) (meshbridge.SendResult, error)
 	ContinueSend(ctx context.Context, messageID string, fromChunk int, body io.Reader, size int64, opts meshbridge.SendOptions) (meshbridge.SendResult, error)
 	Track(ctx context.Context, messageID string) (*meshbridge.Tracking, error)
+	// Gzips says whether a message of size bytes would go gzipped; it is
+	// recorded before chunk 1 and passed back on every send and resume.
+	Gzips(size int64) bool
 }
 
 // *meshbridge.Client is the production MeshSender.
@@ -70,6 +73,10 @@ type Config struct {
 	// reports an uncollected message, code 14).
 	TrackSchedule []time.Duration
 	ChunkSize     int64 // uncompressed bytes per MESH chunk; default 20 MiB (the NHS client default)
+	// MailboxChunkSize overrides ChunkSize for a sending mailbox (MESH id,
+	// any case → uncompressed bytes per chunk: the registry's chunkSize).
+	// A mailbox absent or 0 uses ChunkSize.
+	MailboxChunkSize map[string]int64
 	// SendMemory bounds the chunk buffers of concurrent multi-chunk sends
 	// (each holds about two chunks); default 256 MiB. Without it a burst of
 	// large documents could take the replica past its memory limit, and a
@@ -119,6 +126,13 @@ func (c Config) withDefaults() Config {
 	if c.ChunkSize <= 0 {
 		c.ChunkSize = 20 << 20
 	}
+	perMailbox := make(map[string]int64, len(c.MailboxChunkSize))
+	for id, cs := range c.MailboxChunkSize {
+		if cs > 0 {
+			perMailbox[strings.ToUpper(id)] = cs
+		}
+	}
+	c.MailboxChunkSize = perMailbox
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
 	}
@@ -475,6 +489,15 @@ func (w *Worker) reserveMemory(ctx context.Context, rec *tracking.Message) (rele
 func (w *Worker) chunkSize(rec *tracking.Message) int64 {
 	if rec.ChunkSize > 0 {
 		return rec.ChunkSize
+	}
+	return w.configuredChunkSize(rec.Mailbox)
+}
+
+// configuredChunkSize is the chunk size a new send from mailbox uses: the
+// mailbox's own (registry chunkSize), else ChunkSize.
+func (w *Worker) configuredChunkSize(mailbox string) int64 {
+	if cs := w.cfg.MailboxChunkSize[strings.ToUpper(mailbox)]; cs > 0 {
+		return cs
 	}
 	return w.cfg.ChunkSize
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,6 +56,7 @@ type fakeSender struct {
 	inflight int
 	maxIn    int
 	hold     time.Duration
+	gzips    atomic.Bool // what Gzips answers (the client's compression settings)
 }
 
 func (f *fakeSender) enter() {
@@ -123,6 +125,8 @@ func (f *fakeSender) Track(_ context.Context, messageID string) (*meshbridge.Tra
 	}
 	return &meshbridge.Tracking{MessageID: messageID, Status: meshbridge.TrackingAccepted}, nil
 }
+
+func (f *fakeSender) Gzips(int64) bool { return f.gzips.Load() }
 
 func (f *fakeSender) counts() (sends, continues, tracks int) {
 	f.mu.Lock()
@@ -550,8 +554,60 @@ func TestCrashMidChunksContinues(t *testing.T) {
 	if c.mesh != "MESH-77" || c.from != 2 || string(c.body) != payload[8:] || c.size != 20 || c.opts.ChunkSize != 8 {
 		t.Fatalf("continue call = %+v body %q", c, c.body)
 	}
+	if c.opts.Gzip != nil {
+		// A record from before the encoding was kept: the client decides.
+		t.Fatalf("continue of a record without Gzipped passed Gzip=%v, want nil", *c.opts.Gzip)
+	}
 	if rec.MeshMessageID != "MESH-77" || rec.ChunksSent != 3 {
 		t.Fatalf("record = %+v", rec)
+	}
+}
+
+// Chunk 1's encoding is recorded before it is sent and every later chunk
+// repeats it, also after a restart with other compression settings (MESH
+// refuses a change of Content-Encoding with 417).
+func TestGzipDecisionKeptOnResume(t *testing.T) {
+	for _, first := range []bool{true, false} {
+		t.Run(fmt.Sprintf("gzipped=%v", first), func(t *testing.T) {
+			h := newHarness(t)
+			payload := "AAAAAAAABBBBBBBBCCCCCCCCDD" // 4 chunks of 8
+			h.accept("m1", "MBX1", payload)
+			var before *tracking.Message
+			f := &fakeSender{
+				send: func(ctx context.Context, n int) (meshbridge.SendResult, error) {
+					before, _ = h.store.Get(context.Background(), "m1")
+					return meshbridge.SendResult{MessageID: "MESH-5", Chunks: 2},
+						&meshbridge.ChunkError{MessageID: "MESH-5", Chunk: 3, Total: 4, Err: &meshbridge.Error{HTTPStatus: 503}}
+				},
+				track: func(int) (*meshbridge.Tracking, error) {
+					return &meshbridge.Tracking{Status: meshbridge.TrackingUploading}, nil
+				},
+			}
+			f.gzips.Store(first)
+			h.run(senderMap{"MBX1": f}, h.config("a"))
+			h.waitUntil("retry scheduled", func() bool {
+				n, _ := h.rdb.ZCard(context.Background(), tracking.OutboxDelayed).Result()
+				return n == 1
+			})
+			if before.Gzipped == nil || *before.Gzipped != first {
+				t.Fatalf("record while chunk 1 was in flight: Gzipped=%v, want %v", before.Gzipped, first)
+			}
+			if g := f.sends[0].opts.Gzip; g == nil || *g != first {
+				t.Fatalf("Send got Gzip=%v, want %v", g, first)
+			}
+			f.gzips.Store(!first) // e.g. MESH_COMPRESS_THRESHOLD changed at a restart
+			h.clock.Add(2 * time.Minute)
+			rec := h.waitState("m1", tracking.StateSent)
+			if _, conts, _ := f.counts(); conts != 1 || f.continues[0].from != 3 {
+				t.Fatalf("continues = %+v", f.continues)
+			}
+			if g := f.continues[0].opts.Gzip; g == nil || *g != first {
+				t.Fatalf("ContinueSend got Gzip=%v, want chunk 1's %v", g, first)
+			}
+			if rec.Gzipped == nil || *rec.Gzipped != first {
+				t.Fatalf("record Gzipped=%v, want %v", rec.Gzipped, first)
+			}
+		})
 	}
 }
 
@@ -735,6 +791,48 @@ func TestMailboxSendersIgnoresCase(t *testing.T) {
 	}
 	if _, ok := m.ForMailbox("OTHER"); ok {
 		t.Error("unknown mailbox found")
+	}
+}
+
+// A mailbox's own chunk size (the registry's chunkSize) wins over the global
+// one, for the send and on the record a resume splits the payload by.
+func TestMailboxChunkSize(t *testing.T) {
+	h := newHarness(t)
+	payload := "AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBBCCCC" // 36 bytes
+	h.accept("m1", "MBX1", payload)
+	h.accept("m2", "MBX2", payload)
+	// m3 is from before chunk sizes were recorded, MESH holds chunk 1: it
+	// resumes with its mailbox's chunk size.
+	h.accept("m3", "MBX3", payload)
+	if _, err := h.store.Transition(context.Background(), "m3", nil, tracking.StateSending,
+		tracking.Event{Type: tracking.EventSendAttempt}, func(m *tracking.Message) {
+			m.FirstChunkAttempts, m.Attempts, m.MeshMessageID, m.ChunksSent = 1, 1, "MESH-33", 1
+		}); err != nil {
+		t.Fatal(err)
+	}
+	uploading := func(int) (*meshbridge.Tracking, error) {
+		return &meshbridge.Tracking{Status: meshbridge.TrackingUploading}, nil
+	}
+	f1, f2, f3 := &fakeSender{}, &fakeSender{}, &fakeSender{track: uploading}
+	cfg := h.config("a") // ChunkSize 8
+	cfg.MailboxChunkSize = map[string]int64{"mbx1": 16, "MBX2": 0, "MBX3": 12}
+	h.run(senderMap{"MBX1": f1, "MBX2": f2, "MBX3": f3}, cfg)
+	rec1 := h.waitState("m1", tracking.StateSent)
+	rec2 := h.waitState("m2", tracking.StateSent)
+	h.waitState("m3", tracking.StateSent)
+	if s, _, _ := f1.counts(); s != 1 || f1.sends[0].opts.ChunkSize != 16 {
+		t.Fatalf("MBX1 sends = %+v, want one with its own chunk size 16", f1.sends)
+	}
+	if s, _, _ := f2.counts(); s != 1 || f2.sends[0].opts.ChunkSize != 8 {
+		t.Fatalf("MBX2 sends = %+v, want one with the global chunk size 8", f2.sends)
+	}
+	if rec1.ChunkSize != 16 || rec1.ChunksSent != 3 || rec2.ChunkSize != 8 || rec2.ChunksSent != 5 {
+		t.Fatalf("recorded chunk size/chunks: MBX1 %d/%d (want 16/3), MBX2 %d/%d (want 8/5)",
+			rec1.ChunkSize, rec1.ChunksSent, rec2.ChunkSize, rec2.ChunksSent)
+	}
+	if s, c, _ := f3.counts(); s != 0 || c != 1 || f3.continues[0].from != 2 || string(f3.continues[0].body) != payload[12:] ||
+		f3.continues[0].opts.ChunkSize != 12 {
+		t.Fatalf("MBX3 resume = %+v, want from chunk 2 of 12 bytes", f3.continues)
 	}
 }
 

@@ -26,8 +26,8 @@ import (
 
 // Limits checked at load time.
 const (
-	MinChunkSize  int64 = 1 << 20     // 1 MiB, as config.MESH_CHUNK_SIZE
-	MaxChunkSize  int64 = 100_000_000 // MESH: "maximum amount of data allowed by MESH in a single request message is 100MB"
+	MinChunkSize  int64 = 5 << 20    // 5 MiB, as config.MESH_CHUNK_SIZE: MESH wants every chunk but the last "greater than 5MB"
+	MaxChunkSize  int64 = 99_000_000 // as meshbridge.MaxChunkSize: under MESH's 100 MB per request even after gzip's overhead
 	minRSABits          = 2048
 	maxSecretFile       = 1 << 20 // a secret or JWKS file larger than this is a mistake
 )

@@ -113,6 +113,19 @@ func (r *Registry) Mailbox(id string) (*Mailbox, bool) {
 	return nil, false
 }
 
+// ChunkSizes maps each mailbox that sets a chunk size (its own chunkSize,
+// else mesh.chunkSize) to it, by upper-case id; the others are absent and
+// use the gateway's MESH_CHUNK_SIZE.
+func (r *Registry) ChunkSizes() map[string]int64 {
+	out := make(map[string]int64)
+	for _, m := range r.Mailboxes {
+		if m.ChunkSize > 0 {
+			out[strings.ToUpper(m.ID)] = m.ChunkSize
+		}
+	}
+	return out
+}
+
 func (r *Registry) reindex() {
 	r.mailboxIndex = make(map[string]int, len(r.Mailboxes))
 	for i, m := range r.Mailboxes {

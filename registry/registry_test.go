@@ -178,6 +178,14 @@ func TestParseReportsEachProblem(t *testing.T) {
 		{"cert without key", strings.Replace(doc(oneMailbox, jwksLine(testJWKS)), "  sharedKey:", "  clientCert: "+dir+"/missing.crt\n  sharedKey:", 1), nil,
 			[]string{"clientCert and clientKey must be set together", "clientCert: cannot read"}},
 		{"chunk size too small", doc(oneMailbox+"\n    chunkSize: 1000", jwksLine(testJWKS)), nil, []string{"chunkSize must be between"}},
+		{"chunk size under 5 MiB", doc(oneMailbox+"\n    chunkSize: 5242879", jwksLine(testJWKS)), nil,
+			[]string{"chunkSize must be between 5242880 and 99000000 bytes"}},
+		{"chunk size 5 MiB ok", doc(oneMailbox+"\n    chunkSize: 5242880", jwksLine(testJWKS)), nil, nil},
+		{"chunk size 99 MB ok", doc(oneMailbox+"\n    chunkSize: 99000000", jwksLine(testJWKS)), nil, nil},
+		{"chunk size 100 MB gzips over MESH's limit", doc(oneMailbox+"\n    chunkSize: 100000000", jwksLine(testJWKS)), nil,
+			[]string{"chunkSize must be between 5242880 and 99000000 bytes"}},
+		{"mesh chunk size under 5 MiB", strings.Replace(doc(oneMailbox, jwksLine(testJWKS)), "  sharedKey:", "  chunkSize: 2097152\n  sharedKey:", 1), nil,
+			[]string{"chunkSize must be between 5242880 and 99000000 bytes"}},
 		{"unknown field", doc(oneMailbox+"\n    passwd: x", jwksLine(testJWKS)), nil, []string{"field passwd not found"}},
 		{"unset env var", doc("  - id: X26ABC1\n    password: ${NOPE_PASSWORD}", jwksLine(testJWKS)), nil,
 			[]string{"environment variable NOPE_PASSWORD is not set"}},
@@ -210,6 +218,30 @@ func TestParseReportsEachProblem(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The outbox sends each mailbox's messages in its own chunk size: the
+// mailbox's chunkSize, else mesh.chunkSize, else (absent) MESH_CHUNK_SIZE.
+func TestChunkSizes(t *testing.T) {
+	y := strings.Replace(doc(oneMailbox+"\n    chunkSize: 6291456\n  - id: x26abc2\n    password: pw2\n    odsCode: X26"+
+		"\n  - id: X26ABC3\n    password: pw3\n    odsCode: X26", jwksLine(testJWKS)), "  sharedKey:", "  chunkSize: 8388608\n  sharedKey:", 1)
+	reg, err := Parse([]byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := reg.ChunkSizes()
+	want := map[string]int64{"X26ABC1": 6291456, "X26ABC2": 8388608, "X26ABC3": 8388608}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ChunkSizes with mesh default = %v, want %v", got, want)
+	}
+	reg, err = Parse([]byte(doc(oneMailbox+"\n  - id: X26ABC2\n    password: pw2\n    odsCode: X26\n    chunkSize: 6291456",
+		jwksLine(testJWKS))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.ChunkSizes(); fmt.Sprint(got) != fmt.Sprint(map[string]int64{"X26ABC2": 6291456}) {
+		t.Errorf("ChunkSizes = %v, want only X26ABC2", got)
 	}
 }
 

@@ -130,6 +130,11 @@ type Message struct {
 	// splits the payload exactly as the first attempt did.
 	ChunkSize  int64 `json:"chunkSize,omitempty"`  // uncompressed bytes per MESH chunk used for this message
 	ChunksSent int   `json:"chunksSent,omitempty"` // chunks MESH has accepted so far
+	// Gzipped is whether the chunks go gzipped (chunk 1's Content-Encoding,
+	// which MESH requires every later chunk to repeat), recorded with
+	// ChunkSize before chunk 1 is sent. nil on records from before it was
+	// kept: the client's current settings decide, as they always did.
+	Gzipped *bool `json:"gzipped,omitempty" swaggerignore:"true"`
 	// FirstChunkUnconfirmed is set before chunk 1 is POSTed and cleared once
 	// its outcome is known; still set with no MeshMessageID means MESH may
 	// hold a copy (crash or lost answer), so the next send is a reconcile.
