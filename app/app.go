@@ -175,7 +175,7 @@ func (a *App) init(ctx context.Context, o Options) (err error) {
 	}
 
 	worker := outbox.NewWorker(a.store, a.rdb, senders(a.meshes), outbox.Config{
-		Consumer: consumer, Concurrency: cmp.Or(o.Tuning.OutboxConcurrency, cfg.OutboxConcurrency), ChunkSize: cfg.MeshChunkSize,
+		Consumer: consumer, Concurrency: cmp.Or(o.Tuning.OutboxConcurrency, cfg.OutboxConcurrency), ChunkSize: cfg.MeshChunkSize, MailboxChunkSize: a.reg.ChunkSizes(),
 		PerMailbox: cfg.MeshSendsPerMailbox, Backoff: orDurations(o.Tuning.SendBackoff, cfg.OutboxRetryBackoff),
 		MaxAttempts: cfg.OutboxMaxAttempts, SendMemory: cfg.OutboxSendMemory,
 		TrackSchedule: o.Tuning.TrackSchedule, PollInterval: o.Tuning.WorkerPoll,
@@ -190,6 +190,16 @@ func (a *App) init(ctx context.Context, o Options) (err error) {
 	interval := o.Tuning.InboxInterval
 	if interval == 0 {
 		interval = cfg.InboxPollInterval
+	}
+	var pollTooOften []string // mailboxes on a real MESH polled more often than MESH allows
+	for _, mb := range a.reg.Mailboxes {
+		if config.PollsMESHTooOften(interval, mb.URL) {
+			pollTooOften = append(pollTooOften, mb.ID)
+		}
+	}
+	if len(pollTooOften) > 0 {
+		a.log.Warn("INBOX_POLL_INTERVAL is below MESH's limit of one inbox poll every 5 minutes; use at least 5m against a real MESH",
+			"interval", interval.String(), "mailboxes", pollTooOften)
 	}
 	a.Collector = collector.New(a.rdb, a.store, inboxes, collector.Config{
 		Consumer: consumer, Interval: interval, Logger: a.log.With("component", "collector"), Observer: a.metrics,

@@ -6,11 +6,23 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+)
+
+// Bounds of MESH_CHUNK_SIZE (uncompressed bytes), the same as a registry
+// mailbox's chunkSize.
+const (
+	// MinChunkSize: MESH wants every chunk but the last "greater than 5MB"
+	// (the client and the sandbox do not enforce it; MESH may).
+	MinChunkSize int64 = 5 << 20
+	// MaxChunkSize is meshbridge.MaxChunkSize: MESH takes at most 100 MB
+	// per request, and gzip makes incompressible data slightly larger.
+	MaxChunkSize int64 = 99_000_000
 )
 
 // Config is every setting the gateway reads from the environment.
@@ -114,8 +126,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("REDIS_URL must be a redis://, rediss:// or unix:// URL"))
 		}
 	}
-	if c.MeshChunkSize < 1<<20 {
-		errs = append(errs, errors.New("MESH_CHUNK_SIZE must be at least 1 MiB"))
+	if c.MeshChunkSize < MinChunkSize || c.MeshChunkSize > MaxChunkSize {
+		errs = append(errs, fmt.Errorf("MESH_CHUNK_SIZE must be between %d (5 MiB) and %d bytes", MinChunkSize, MaxChunkSize))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("MAX_BODY_BYTES must be at least 1024"))
@@ -161,6 +173,33 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel))
 	}
 	return errors.Join(errs...)
+}
+
+// MESHPollInterval is the shortest gap between inbox polls MESH allows:
+// clients "MUST poll their assigned inbox … a maximum of once every five
+// minutes" (unless more messages are waiting, which the collector handles).
+const MESHPollInterval = 5 * time.Minute
+
+// PollsMESHTooOften reports whether polling the inbox every interval breaks
+// MESH's rule for the server at meshURL. A loopback server (a local fake,
+// the embedded demo) may be polled as often as wanted; INBOX_POLL_INTERVAL
+// accepts short intervals for them, and the gateway warns at start-up when
+// one is used against a real MESH.
+func PollsMESHTooOften(interval time.Duration, meshURL string) bool {
+	return interval < MESHPollInterval && !isLoopbackURL(meshURL)
+}
+
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Names lists every environment variable the gateway reads (README table test).

@@ -2,9 +2,13 @@ package config
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshgateway/gateway/meshbridge"
+	"github.com/meshgateway/gateway/registry"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -59,6 +63,61 @@ func TestLoadRejects(t *testing.T) {
 				t.Fatalf("Load error = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// MESH_CHUNK_SIZE: MESH wants every chunk but the last over 5 MB, and at
+// most 100 MB per request, which a gzipped 100,000,000-byte chunk of
+// incompressible data exceeds.
+func TestChunkSizeBounds(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"1048576", false}, {"2097152", false}, {"5242879", false}, {"5000000", false},
+		{"5242880", true}, {"10485760", true}, {"99000000", true},
+		{"99000001", false}, {"100000000", false},
+	} {
+		// OUTBOX_SEND_MEMORY must hold two chunks; keep it out of the way.
+		_, err := Load(envOf(map[string]string{"MESH_CHUNK_SIZE": tc.value, "OUTBOX_SEND_MEMORY": "1000000000"}))
+		if tc.ok && err != nil {
+			t.Errorf("MESH_CHUNK_SIZE=%s refused: %v", tc.value, err)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "MESH_CHUNK_SIZE must be between 5242880 (5 MiB) and 99000000 bytes")) {
+			t.Errorf("MESH_CHUNK_SIZE=%s: error %v, want the bounds", tc.value, err)
+		}
+	}
+	// One set of bounds for the variable, the registry's chunkSize and the client.
+	mins := []int64{MinChunkSize, registry.MinChunkSize}
+	maxs := []int64{MaxChunkSize, registry.MaxChunkSize, meshbridge.MaxChunkSize}
+	if slices.Min(mins) != slices.Max(mins) || slices.Min(maxs) != slices.Max(maxs) {
+		t.Errorf("chunk size bounds differ: config %d..%d, registry %d..%d, meshbridge max %d",
+			MinChunkSize, MaxChunkSize, registry.MinChunkSize, registry.MaxChunkSize, meshbridge.MaxChunkSize)
+	}
+}
+
+// MESH allows one inbox poll every 5 minutes; local fakes may be polled
+// more often.
+func TestPollsMESHTooOften(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		url      string
+		want     bool
+	}{
+		{time.Minute, "https://msg.intspineservices.nhs.uk", true},
+		{4*time.Minute + 59*time.Second, "https://mesh-sync.spineservices.nhs.uk/", true},
+		{5 * time.Minute, "https://msg.intspineservices.nhs.uk", false},
+		{time.Hour, "https://msg.intspineservices.nhs.uk", false},
+		{time.Second, "http://127.0.0.1:8700", false},
+		{time.Second, "http://[::1]:8700", false},
+		{time.Second, "http://localhost:8700", false},
+		{time.Second, "https://mesh.localhost", false},
+		{time.Second, "https://10.0.0.5:443", true}, // a private address is still a remote server
+		{time.Second, "%%", true},
+	} {
+		if got := PollsMESHTooOften(tc.interval, tc.url); got != tc.want {
+			t.Errorf("PollsMESHTooOften(%s, %s) = %v, want %v", tc.interval, tc.url, got, tc.want)
+		}
 	}
 }
 
