@@ -58,6 +58,7 @@ type Tuning struct {
 	TrackSchedule     []time.Duration
 	SendBackoff       []time.Duration
 	WebhookSchedule   []time.Duration
+	WebhookThrottle   time.Duration // pause after a 429/502/503/504 without Retry-After
 	OverdueScan       time.Duration
 	WorkerPoll        time.Duration
 	OutboxClaimIdle   time.Duration
@@ -213,7 +214,7 @@ func (a *App) init(ctx context.Context, o Options) (err error) {
 	a.workers = append(a.workers, watcher.Run)
 
 	a.webhooks = webhook.NewDispatcher(a.rdb, subscriptions{a.reg}, webhook.Config{
-		Consumer: consumer, Schedule: o.Tuning.WebhookSchedule, Logger: a.log.With("component", "webhook"), Metrics: a.metrics,
+		Consumer: consumer, Schedule: o.Tuning.WebhookSchedule, ThrottlePause: o.Tuning.WebhookThrottle, Logger: a.log.With("component", "webhook"), Metrics: a.metrics,
 	})
 	a.workers = append(a.workers, a.webhooks.Run)
 

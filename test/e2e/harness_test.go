@@ -174,7 +174,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 				Consumer: fmt.Sprintf("replica-%d", i), InboxInterval: 100 * time.Millisecond,
 				TrackSchedule:   []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, time.Second},
 				SendBackoff:     []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond},
-				WebhookSchedule: schedule, OverdueScan: 100 * time.Millisecond, WorkerPoll: 50 * time.Millisecond,
+				WebhookSchedule: schedule, WebhookThrottle: 50 * time.Millisecond, OverdueScan: 100 * time.Millisecond, WorkerPoll: 50 * time.Millisecond,
 				OutboxClaimIdle: 2 * time.Second,
 			}})
 		if err != nil {

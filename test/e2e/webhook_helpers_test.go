@@ -365,8 +365,8 @@ func newEnvWithWebhook(t *testing.T, webhookLines string) *env {
 		Listener: listen(t), AdminListener: listen(t),
 		Tuning: app.Tuning{Consumer: "replica-0", InboxInterval: 100 * time.Millisecond,
 			TrackSchedule: []time.Duration{100 * time.Millisecond}, SendBackoff: []time.Duration{50 * time.Millisecond},
-			WebhookSchedule: []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond},
-			OverdueScan:     100 * time.Millisecond, WorkerPoll: 50 * time.Millisecond, OutboxClaimIdle: 2 * time.Second}})
+			WebhookSchedule: []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond}, WebhookThrottle: 100 * time.Millisecond,
+			OverdueScan: 100 * time.Millisecond, WorkerPoll: 50 * time.Millisecond, OutboxClaimIdle: 2 * time.Second}})
 	if err != nil {
 		cancel()
 		t.Fatalf("app.New: %v", err)
