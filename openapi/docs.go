@@ -1368,6 +1368,10 @@ const docTemplate = `{
                     "description": "FirstChunkUnconfirmed is set before chunk 1 is POSTed and cleared once\nits outcome is known; still set with no MeshMessageID means MESH may\nhold a copy (crash or lost answer), so the next send is a reconcile.",
                     "type": "boolean"
                 },
+                "gzipped": {
+                    "description": "Gzipped is whether the chunks go gzipped (chunk 1's Content-Encoding,\nwhich MESH requires every later chunk to repeat), recorded with\nChunkSize before chunk 1 is sent. nil on records from before it was\nkept: the client's current settings decide, as they always did.",
+                    "type": "boolean"
+                },
                 "id": {
                     "description": "gateway tracking id",
                     "type": "string"

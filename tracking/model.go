@@ -134,7 +134,7 @@ type Message struct {
 	// which MESH requires every later chunk to repeat), recorded with
 	// ChunkSize before chunk 1 is sent. nil on records from before it was
 	// kept: the client's current settings decide, as they always did.
-	Gzipped *bool `json:"gzipped,omitempty" swaggerignore:"true"`
+	Gzipped *bool `json:"gzipped,omitempty"`
 	// FirstChunkUnconfirmed is set before chunk 1 is POSTed and cleared once
 	// its outcome is known; still set with no MeshMessageID means MESH may
 	// hold a copy (crash or lost answer), so the next send is a reconcile.
