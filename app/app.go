@@ -177,7 +177,7 @@ func (a *App) init(ctx context.Context, o Options) (err error) {
 
 	worker := outbox.NewWorker(a.store, a.rdb, senders(a.meshes), outbox.Config{
 		Consumer: consumer, Concurrency: cmp.Or(o.Tuning.OutboxConcurrency, cfg.OutboxConcurrency), ChunkSize: cfg.MeshChunkSize, MailboxChunkSize: a.reg.ChunkSizes(),
-		PerMailbox: cfg.MeshSendsPerMailbox, Backoff: orDurations(o.Tuning.SendBackoff, cfg.OutboxRetryBackoff),
+		PerMailbox: cfg.MeshSendsPerMailbox, MailboxPerMailbox: a.reg.SendLimits(), Backoff: orDurations(o.Tuning.SendBackoff, cfg.OutboxRetryBackoff),
 		MaxAttempts: cfg.OutboxMaxAttempts, SendMemory: cfg.OutboxSendMemory,
 		TrackSchedule: o.Tuning.TrackSchedule, PollInterval: o.Tuning.WorkerPoll,
 		ClaimIdle: o.Tuning.OutboxClaimIdle, Logger: a.log.With("component", "outbox"),

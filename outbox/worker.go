@@ -77,6 +77,10 @@ type Config struct {
 	// any case → uncompressed bytes per chunk: the registry's chunkSize).
 	// A mailbox absent or 0 uses ChunkSize.
 	MailboxChunkSize map[string]int64
+	// MailboxPerMailbox overrides PerMailbox for a sending mailbox (MESH id,
+	// any case → concurrent sends: the registry's maxConcurrentSends). A
+	// mailbox absent or 0 uses PerMailbox.
+	MailboxPerMailbox map[string]int
 	// SendMemory bounds the chunk buffers of concurrent multi-chunk sends
 	// (each holds about two chunks); default 256 MiB. Without it a burst of
 	// large documents could take the replica past its memory limit, and a
@@ -133,6 +137,13 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	c.MailboxChunkSize = perMailbox
+	sends := make(map[string]int, len(c.MailboxPerMailbox))
+	for id, n := range c.MailboxPerMailbox {
+		if n > 0 {
+			sends[strings.ToUpper(id)] = n
+		}
+	}
+	c.MailboxPerMailbox = sends
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
 	}
@@ -458,7 +469,11 @@ func (w *Worker) mailboxSlot(mailbox string) chan struct{} {
 	defer w.mu.Unlock()
 	ch, ok := w.mailboxes[mailbox]
 	if !ok {
-		ch = make(chan struct{}, w.cfg.PerMailbox)
+		limit := w.cfg.PerMailbox
+		if n := w.cfg.MailboxPerMailbox[strings.ToUpper(mailbox)]; n > 0 {
+			limit = n
+		}
+		ch = make(chan struct{}, limit)
 		w.mailboxes[mailbox] = ch
 	}
 	return ch

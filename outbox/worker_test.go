@@ -708,6 +708,33 @@ func TestPerMailboxConcurrency(t *testing.T) {
 	}
 }
 
+// A mailbox's own limit (the registry's maxConcurrentSends) overrides the
+// global one, in either direction.
+func TestMailboxOwnConcurrencyLimit(t *testing.T) {
+	h := newHarness(t)
+	a := &fakeSender{hold: 50 * time.Millisecond}
+	b := &fakeSender{hold: 50 * time.Millisecond}
+	for i := range 8 {
+		h.accept(fmt.Sprintf("a%d", i), "MBXA", payloadText)
+		h.accept(fmt.Sprintf("b%d", i), "MBXB", payloadText)
+	}
+	cfg := h.config("a")
+	cfg.Concurrency, cfg.PerMailbox = 8, 2
+	cfg.MailboxPerMailbox = map[string]int{"mbxa": 1, "MBXB": 4}
+	h.run(senderMap{"MBXA": a, "MBXB": b}, cfg)
+	for i := range 8 {
+		h.waitState(fmt.Sprintf("a%d", i), tracking.StateSent)
+		h.waitState(fmt.Sprintf("b%d", i), tracking.StateSent)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a.maxIn != 1 || b.maxIn < 3 || b.maxIn > 4 {
+		t.Errorf("max concurrent sends: MBXA %d (limit 1), MBXB %d (limit 4, above the global 2)", a.maxIn, b.maxIn)
+	}
+}
+
 func TestTrackingPollDelivered(t *testing.T) {
 	h := newHarness(t)
 	f := &fakeSender{track: func(n int) (*meshbridge.Tracking, error) {

@@ -126,6 +126,18 @@ func (r *Registry) ChunkSizes() map[string]int64 {
 	return out
 }
 
+// SendLimits maps each mailbox with its own maxConcurrentSends (MESH id,
+// upper case) to it; the rest use MESH_MAX_CONCURRENT_SENDS.
+func (r *Registry) SendLimits() map[string]int {
+	out := make(map[string]int)
+	for _, m := range r.Mailboxes {
+		if m.MaxConcurrentSends > 0 {
+			out[strings.ToUpper(m.ID)] = m.MaxConcurrentSends
+		}
+	}
+	return out
+}
+
 func (r *Registry) reindex() {
 	r.mailboxIndex = make(map[string]int, len(r.Mailboxes))
 	for i, m := range r.Mailboxes {

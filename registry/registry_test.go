@@ -245,6 +245,26 @@ func TestChunkSizes(t *testing.T) {
 	}
 }
 
+func TestSendLimits(t *testing.T) {
+	y := strings.Replace(doc(oneMailbox+"\n    maxConcurrentSends: 1\n  - id: x26abc2\n    password: pw2\n    odsCode: X26"+
+		"\n  - id: X26ABC3\n    password: pw3\n    odsCode: X26\n    maxConcurrentSends: 6", jwksLine(testJWKS)), "  sharedKey:", "  maxConcurrentSends: 3\n  sharedKey:", 1)
+	reg, err := Parse([]byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"X26ABC1": 1, "X26ABC2": 3, "X26ABC3": 6}
+	if got := reg.SendLimits(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("SendLimits with a mesh default = %v, want %v", got, want)
+	}
+	reg, err = Parse([]byte(doc(oneMailbox, jwksLine(testJWKS))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.SendLimits(); len(got) != 0 {
+		t.Errorf("SendLimits without any = %v, want none", got)
+	}
+}
+
 func TestParseReportsAllProblemsWithoutSecrets(t *testing.T) {
 	y := doc("  - id: X26ABC1\n    password: S3cr3t-Mailbox-Pw\n  - id: X26ABC1\n    password: S3cr3t-Mailbox-Pw",
 		jwksLine(testJWKS)+"    algorithms: [HS256]\n    webhook: {url: 'http://app.test', secret: 'whsec_TooShortSecretValue'}\n")
