@@ -106,12 +106,12 @@ func (d deliveries) Replay(ctx context.Context, client, id string) (int, error) 
 // subscriptions adapts the registry to the webhook dispatcher.
 type subscriptions struct{ reg *registry.Registry }
 
-func (s subscriptions) Webhook(clientID string) (string, string, bool, bool) {
+func (s subscriptions) Webhook(clientID string) (string, []string, bool, bool) {
 	c, ok := s.reg.Client(clientID)
 	if !ok || c.Webhook == nil || c.Webhook.URL == "" {
-		return "", "", false, false
+		return "", nil, false, false
 	}
-	return c.Webhook.URL, c.Webhook.Secret, c.AllowPrivateWebhook, true
+	return c.Webhook.URL, c.Webhook.Secrets(), c.AllowPrivateWebhook, true
 }
 
 // registerGauges exports outbox depth/age and messages by state, computed

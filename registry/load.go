@@ -119,9 +119,11 @@ type rawClient struct {
 }
 
 type rawWebhook struct {
-	URL        string `yaml:"url"`
-	Secret     string `yaml:"secret"`
-	SecretFile string `yaml:"secretFile"`
+	URL                string `yaml:"url"`
+	Secret             string `yaml:"secret"`
+	SecretFile         string `yaml:"secretFile"`
+	PreviousSecret     string `yaml:"previousSecret"`
+	PreviousSecretFile string `yaml:"previousSecretFile"`
 }
 
 // loader accumulates problems so one run reports all of them.
@@ -563,6 +565,12 @@ func (l *loader) webhook(label string, rw *rawWebhook, allowPrivate bool) *Webho
 		l.addf("%s: webhook.secret (or secretFile) is required", label)
 	} else if _, err := DecodeWebhookSecret(w.Secret); err != nil {
 		l.addf("%s: webhook.secret %v", label, err)
+	}
+	if rw.PreviousSecret != "" || rw.PreviousSecretFile != "" {
+		w.PreviousSecret = l.secret(label+".webhook.previousSecret", rw.PreviousSecret, rw.PreviousSecretFile)
+		if _, err := DecodeWebhookSecret(w.PreviousSecret); err != nil {
+			l.addf("%s: webhook.previousSecret %v", label, err)
+		}
 	}
 	return w
 }

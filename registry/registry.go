@@ -81,9 +81,21 @@ type Client struct {
 
 // Webhook is where acknowledgement events for a client are delivered, signed
 // with Secret per Standard Webhooks ("whsec_" + base64 of 24..64 bytes).
+// PreviousSecret, while set, signs every delivery too (the
+// webhook-signature header lists both), so a receiver can move to the new
+// secret at its own pace.
 type Webhook struct {
-	URL    string `yaml:"url"`
-	Secret string `yaml:"secret"`
+	URL            string `yaml:"url"`
+	Secret         string `yaml:"secret"`
+	PreviousSecret string `yaml:"previousSecret"`
+}
+
+// Secrets are the signing secrets, the current one first.
+func (w Webhook) Secrets() []string {
+	if w.PreviousSecret == "" {
+		return []string{w.Secret}
+	}
+	return []string{w.Secret, w.PreviousSecret}
 }
 
 // Client returns the registered client whose id is exactly id (JWT iss is case sensitive).
@@ -191,7 +203,7 @@ func (d MeshDefaults) String() string {
 func (d MeshDefaults) GoString() string { return d.String() }
 
 func (w Webhook) String() string {
-	return fmt.Sprintf("Webhook{URL:%s Secret:%s}", w.URL, redact(w.Secret))
+	return fmt.Sprintf("Webhook{URL:%s Secret:%s PreviousSecret:%s}", w.URL, redact(w.Secret), redact(w.PreviousSecret))
 }
 
 // GoString keeps %#v redacted too.

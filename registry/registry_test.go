@@ -160,6 +160,9 @@ func TestParseReportsEachProblem(t *testing.T) {
 		{"webhook private allowed for dev", doc(oneMailbox, jwksLine(testJWKS)+"    allowPrivateWebhook: true\n    webhook: {url: 'http://127.0.0.1:9/hook', secret: '"+testSecret+"'}\n"), nil, nil},
 		{"webhook secret prefix", doc(oneMailbox, jwksLine(testJWKS)+"    webhook: {url: 'https://app.test/hook', secret: 'c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0'}\n"), nil,
 			[]string{`webhook.secret must start with "whsec_"`}},
+		{"webhook previous secret bad", doc(oneMailbox, jwksLine(testJWKS)+"    webhook: {url: 'https://app.test/hook', secret: '"+testSecret+"', previousSecret: 'c2VjcmV0'}\n"), nil,
+			[]string{`webhook.previousSecret must start with "whsec_"`}},
+		{"webhook previous secret", doc(oneMailbox, jwksLine(testJWKS)+"    webhook: {url: 'https://app.test/hook', secret: '"+testSecret+"', previousSecret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'}\n"), nil, nil},
 		{"webhook secret too short", doc(oneMailbox, jwksLine(testJWKS)+"    webhook: {url: 'https://app.test/hook', secret: 'whsec_c2VjcmV0'}\n"), nil,
 			[]string{"must encode 24 to 64 bytes"}},
 		{"webhook secret missing", doc(oneMailbox, jwksLine(testJWKS)+"    webhook: {url: 'https://app.test/hook'}\n"), nil,
@@ -414,4 +417,23 @@ func TestApplyMeshEnv(t *testing.T) {
 			t.Errorf("err = %v, mailboxes = %d", err, len(reg.Mailboxes))
 		}
 	})
+}
+
+// During a rotation the current secret signs first, then the previous one;
+// neither is ever printed.
+func TestWebhookSecrets(t *testing.T) {
+	prev := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	w := Webhook{URL: "https://app.test/hook", Secret: testSecret}
+	if got := w.Secrets(); len(got) != 1 || got[0] != testSecret {
+		t.Fatalf("Secrets() = %d secrets", len(got))
+	}
+	w.PreviousSecret = prev
+	if got := w.Secrets(); len(got) != 2 || got[0] != testSecret || got[1] != prev {
+		t.Fatal("Secrets() during a rotation is not [current, previous]")
+	}
+	for _, s := range []string{w.String(), fmt.Sprintf("%#v", w), fmt.Sprintf("%v", w)} {
+		if strings.Contains(s, testSecret) || strings.Contains(s, prev) {
+			t.Fatalf("a secret is printed: %s", s)
+		}
+	}
 }

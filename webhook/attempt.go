@@ -306,7 +306,7 @@ func (d *Dispatcher) drop(ctx context.Context, member, messageID, id string) {
 // attempt makes one delivery attempt, deciding first whether to make one.
 // disabled is the hash of the client's endpoint URL disabled by a 410, if any.
 func (d *Dispatcher) attempt(ctx context.Context, rec *record, disabled string) result {
-	target, secret, allowPrivate, ok := d.subs.Webhook(rec.ClientID)
+	target, secrets, allowPrivate, ok := d.subs.Webhook(rec.ClientID)
 	if !ok {
 		return result{status: StatusFailed, reason: "client has no webhook subscription"}
 	}
@@ -334,7 +334,7 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *record, disabled string) 
 		return fail(StatusPending, err.Error())
 	}
 	body := []byte(rec.Body)
-	sig, err := Sign(secret, rec.ID, start, body)
+	sig, err := SignAll(secrets, rec.ID, start, body)
 	if err != nil {
 		return fail(StatusPending, err.Error()) // configuration; may be fixed before the next try
 	}

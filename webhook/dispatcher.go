@@ -33,7 +33,9 @@ import (
 // allowPrivate lets a client's endpoint be on a private network (and plain
 // http); it is for internal consumers and tests only.
 type Subscriptions interface {
-	Webhook(clientID string) (url, secret string, allowPrivate bool, ok bool)
+	// secrets: the current signing secret first, then any previous one still
+	// accepted during a rotation; every one signs each delivery.
+	Webhook(clientID string) (url string, secrets []string, allowPrivate bool, ok bool)
 }
 
 // Observer receives one outcome per finished attempt (or per delivery given

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
 func TestDeliversSignedThinPayload(t *testing.T) {
@@ -729,5 +730,45 @@ func TestThrottledEndpointDefersOtherDeliveries(t *testing.T) {
 	}
 	if got := rc.count(); got != 7 {
 		t.Fatalf("%d requests in all, want 7", got)
+	}
+}
+
+// During a secret rotation every delivery carries a signature per secret
+// (space-separated): receivers still on the old secret and those already on
+// the new one both verify it with the reference library.
+func TestSecretRotationSignsWithBoth(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, true, nil) // verifies with testSecret: the previous secret
+	newSecret := randomSecret(32)
+	if newSecret == testSecret {
+		t.Fatal("the two secrets must differ")
+	}
+	e.subs.mu.Lock()
+	e.subs.subs["c"] = fakeSub{url: rc.srv.URL, secrets: []string{newSecret, testSecret}, allowPrivate: true}
+	e.subs.mu.Unlock()
+	d := e.start(testConfig("r1"))
+	e.publish("c", "rot1", 1, "sent")
+	settled(t, d, "rot1", 1)
+	reqs := rc.requests()
+	if len(reqs) != 1 || reqs[0].verifyErr != nil {
+		t.Fatalf("old-secret receiver: %d requests, verify %v", len(reqs), reqs[0].verifyErr)
+	}
+	sigs := strings.Fields(reqs[0].signature)
+	if len(sigs) != 2 || !strings.HasPrefix(sigs[0], "v1,") || !strings.HasPrefix(sigs[1], "v1,") {
+		t.Fatalf("webhook-signature %q, want two v1 signatures", reqs[0].signature)
+	}
+	wh, err := standardwebhooks.NewWebhook(newSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	h.Set("webhook-id", reqs[0].id)
+	h.Set("webhook-timestamp", reqs[0].timestamp)
+	h.Set("webhook-signature", reqs[0].signature)
+	if err := wh.Verify(reqs[0].body, h); err != nil {
+		t.Fatalf("new-secret receiver: %v", err)
+	}
+	if _, err := SignAll(nil, "id", time.Now(), nil); err == nil {
+		t.Fatal("SignAll without a secret signed")
 	}
 }

@@ -26,7 +26,8 @@ type fakeSubs struct {
 }
 
 type fakeSub struct {
-	url, secret  string
+	url          string
+	secrets      []string
 	allowPrivate bool
 }
 
@@ -35,14 +36,14 @@ func newFakeSubs() *fakeSubs { return &fakeSubs{subs: map[string]fakeSub{}} }
 func (f *fakeSubs) set(clientID, url string, allowPrivate bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.subs[clientID] = fakeSub{url: url, secret: testSecret, allowPrivate: allowPrivate}
+	f.subs[clientID] = fakeSub{url: url, secrets: []string{testSecret}, allowPrivate: allowPrivate}
 }
 
-func (f *fakeSubs) Webhook(clientID string) (string, string, bool, bool) {
+func (f *fakeSubs) Webhook(clientID string) (string, []string, bool, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.subs[clientID]
-	return s.url, s.secret, s.allowPrivate, ok
+	return s.url, s.secrets, s.allowPrivate, ok
 }
 
 // fakeClock is a controllable clock.

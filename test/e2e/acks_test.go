@@ -579,8 +579,8 @@ func newApp(o app.Options) (a *app.App, panicked any, err error) {
 // staticSubs subscribes client app-a to one URL, private targets not allowed.
 type staticSubs struct{ url string }
 
-func (s staticSubs) Webhook(clientID string) (string, string, bool, bool) {
-	return s.url, webhookSecret, false, clientID == clientA
+func (s staticSubs) Webhook(clientID string) (string, []string, bool, bool) {
+	return s.url, []string{webhookSecret}, false, clientID == clientA
 }
 
 // rebindingResolver answers a public address for every name, as a hostile
