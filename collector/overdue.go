@@ -29,8 +29,7 @@ type OverdueConfig struct {
 // OverdueStore is what the watcher needs from the tracking store.
 type OverdueStore interface {
 	Get(ctx context.Context, id string) (*tracking.Message, error)
-	Update(ctx context.Context, id string, mutate func(*tracking.Message) error) (*tracking.Message, error)
-	AddEvent(ctx context.Context, id string, ev tracking.Event) error
+	RecordEvent(ctx context.Context, id string, ev tracking.Event, apply func(*tracking.Message) bool) (bool, error)
 }
 
 // OverdueWatcher raises ack_overdue events. It follows the event stream: a
@@ -214,19 +213,29 @@ func (w *OverdueWatcher) raise(ctx context.Context, id, kind string, now time.Ti
 	if err != nil {
 		return false, err
 	}
-	if m.State.Terminal() || (kind == "infrastructure" && m.InfAck != nil) || (kind == "business" && m.BusAck != nil) {
-		return false, nil
+	acked := func(m *tracking.Message) bool {
+		return m.State.Terminal() || (kind == "infrastructure" && m.InfAck != nil) || (kind == "business" && m.BusAck != nil)
 	}
-	if _, err := w.store.Update(ctx, id, func(m *tracking.Message) error { m.AckOverdue = true; return nil }); err != nil {
-		return false, err
+	if acked(m) {
+		return false, nil
 	}
 	deadline := w.cfg.InfAckDeadline
 	if kind == "business" {
 		deadline = w.cfg.BusAckDeadline
 	}
-	ev := tracking.Event{Type: tracking.EventAckOverdue, State: m.State, At: now.UTC(), Code: kind,
+	ev := tracking.Event{Type: tracking.EventAckOverdue, At: now.UTC(), Code: kind,
 		Display: fmt.Sprintf("no %s acknowledgement within %s of sending: tell a person (GP Connect Send Document)", kind, deadline)}
-	if err := w.store.AddEvent(ctx, id, ev); err != nil {
+	// The flag and the event in one write: a crash or a reader between two
+	// writes would see an overdue message with no ack_overdue event (and no
+	// webhook). The ack may also have arrived since the read above.
+	raised, err := w.store.RecordEvent(ctx, id, ev, func(m *tracking.Message) bool {
+		if acked(m) {
+			return false
+		}
+		m.AckOverdue = true
+		return true
+	})
+	if err != nil || !raised {
 		return false, err
 	}
 	w.cfg.Logger.WarnContext(ctx, "acknowledgement overdue", "message_id", id, "kind", kind)

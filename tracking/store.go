@@ -491,6 +491,33 @@ func (s *Store) AddEvent(ctx context.Context, id string, ev Event) error {
 	return err
 }
 
+// errNoChange ends a change that decided to leave the record alone.
+var errNoChange = errors.New("tracking: no change")
+
+// RecordEvent appends ev to the history of message id, without a state
+// change, in the same compare-and-set as apply's change to the record, so
+// readers never see one without the other. apply runs on the current record
+// (more than once if another writer races); returning false leaves the
+// record alone and RecordEvent reports false.
+func (s *Store) RecordEvent(ctx context.Context, id string, ev Event, apply func(*Message) bool) (bool, error) {
+	state := State("")
+	_, err := s.modify(ctx, id, nil, func(m *Message) ([]Event, error) {
+		state = m.State
+		if !apply(m) {
+			return nil, errNoChange
+		}
+		if m.State != state {
+			return nil, errors.New("tracking: RecordEvent must not change the state (use Transition)")
+		}
+		ev.State = m.State
+		return []Event{ev}, nil
+	})
+	if errors.Is(err, errNoChange) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // modify is the compare-and-set loop behind Transition, Update and AddEvent.
 // change works on a fresh copy of the record each attempt. One GET and one
 // script call per attempt: the script applies the writes only if the record

@@ -596,3 +596,37 @@ func TestTransitionFromIf(t *testing.T) {
 		t.Fatalf("precondition holding: %v", err)
 	}
 }
+
+// RecordEvent writes the record's change and the event together, or
+// nothing when apply declines.
+func TestRecordEvent(t *testing.T) {
+	s, _, rdb := newTestStore(t, StoreOptions{})
+	ctx := context.Background()
+	if _, _, err := s.Accept(ctx, newMsg("c1", "m1"), strings.NewReader("doc")); err != nil {
+		t.Fatal(err)
+	}
+	ev := Event{Type: EventAckOverdue, Code: "infrastructure", Display: "late"}
+	ok, err := s.RecordEvent(ctx, "m1", ev, func(m *Message) bool { m.AckOverdue = true; return true })
+	if err != nil || !ok {
+		t.Fatalf("RecordEvent = %v, %v", ok, err)
+	}
+	rec, _ := s.Get(ctx, "m1")
+	last := rec.Events[len(rec.Events)-1]
+	if !rec.AckOverdue || last.Type != EventAckOverdue || last.State != StateAccepted || last.Code != "infrastructure" {
+		t.Fatalf("record after RecordEvent: overdue %v, last event %+v", rec.AckOverdue, last)
+	}
+	before := len(rec.Events)
+	ok, err = s.RecordEvent(ctx, "m1", ev, func(m *Message) bool { m.Attempts = 99; return false })
+	if err != nil || ok {
+		t.Fatalf("declined RecordEvent = %v, %v", ok, err)
+	}
+	if rec, _ = s.Get(ctx, "m1"); len(rec.Events) != before || rec.Attempts == 99 {
+		t.Fatalf("a declined RecordEvent changed the record: %d events, attempts %d", len(rec.Events), rec.Attempts)
+	}
+	if _, err := s.RecordEvent(ctx, "m1", ev, func(m *Message) bool { m.State = StateSent; return true }); err == nil {
+		t.Fatal("RecordEvent changed the state")
+	}
+	if n, _ := rdb.XLen(ctx, EventsStream).Result(); n != 2 { // accepted, ack_overdue
+		t.Fatalf("%d events published, want 2", n)
+	}
+}
