@@ -684,54 +684,47 @@ func TestReclaimFromDeadConsumer(t *testing.T) {
 	h.waitUntil("stream drained", h.streamEmpty)
 }
 
+// Sends per mailbox are bounded: by PerMailbox, or by a mailbox's own limit
+// (the registry's maxConcurrentSends) in either direction.
 func TestPerMailboxConcurrency(t *testing.T) {
-	h := newHarness(t)
-	a := &fakeSender{hold: 10 * time.Millisecond}
-	b := &fakeSender{hold: 10 * time.Millisecond}
-	for i := range 10 {
-		h.accept(fmt.Sprintf("a%d", i), "MBXA", payloadText)
-		h.accept(fmt.Sprintf("b%d", i), "MBXB", payloadText)
+	tests := []struct {
+		name        string
+		perMailbox  int
+		own         map[string]int
+		wantA       [2]int // allowed range of the most concurrent sends for MBXA
+		wantB       [2]int
+		concurrency int
+	}{
+		{"global limit", 2, nil, [2]int{1, 2}, [2]int{1, 2}, 6},
+		{"own limits", 2, map[string]int{"mbxa": 1, "MBXB": 4}, [2]int{1, 1}, [2]int{3, 4}, 8},
 	}
-	cfg := h.config("a")
-	cfg.Concurrency, cfg.PerMailbox = 6, 2
-	h.run(senderMap{"MBXA": a, "MBXB": b}, cfg)
-	for i := range 10 {
-		h.waitState(fmt.Sprintf("a%d", i), tracking.StateSent)
-		h.waitState(fmt.Sprintf("b%d", i), tracking.StateSent)
-	}
-	for name, f := range map[string]*fakeSender{"A": a, "B": b} {
-		f.mu.Lock()
-		if f.maxIn > 2 || len(f.sends) != 10 {
-			t.Errorf("mailbox %s: max concurrent %d (limit 2), sends %d", name, f.maxIn, len(f.sends))
-		}
-		f.mu.Unlock()
-	}
-}
-
-// A mailbox's own limit (the registry's maxConcurrentSends) overrides the
-// global one, in either direction.
-func TestMailboxOwnConcurrencyLimit(t *testing.T) {
-	h := newHarness(t)
-	a := &fakeSender{hold: 50 * time.Millisecond}
-	b := &fakeSender{hold: 50 * time.Millisecond}
-	for i := range 8 {
-		h.accept(fmt.Sprintf("a%d", i), "MBXA", payloadText)
-		h.accept(fmt.Sprintf("b%d", i), "MBXB", payloadText)
-	}
-	cfg := h.config("a")
-	cfg.Concurrency, cfg.PerMailbox = 8, 2
-	cfg.MailboxPerMailbox = map[string]int{"mbxa": 1, "MBXB": 4}
-	h.run(senderMap{"MBXA": a, "MBXB": b}, cfg)
-	for i := range 8 {
-		h.waitState(fmt.Sprintf("a%d", i), tracking.StateSent)
-		h.waitState(fmt.Sprintf("b%d", i), tracking.StateSent)
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if a.maxIn != 1 || b.maxIn < 3 || b.maxIn > 4 {
-		t.Errorf("max concurrent sends: MBXA %d (limit 1), MBXB %d (limit 4, above the global 2)", a.maxIn, b.maxIn)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			a := &fakeSender{hold: 50 * time.Millisecond}
+			b := &fakeSender{hold: 50 * time.Millisecond}
+			for i := range 8 {
+				h.accept(fmt.Sprintf("a%d", i), "MBXA", payloadText)
+				h.accept(fmt.Sprintf("b%d", i), "MBXB", payloadText)
+			}
+			cfg := h.config("a")
+			cfg.Concurrency, cfg.PerMailbox, cfg.MailboxPerMailbox = tc.concurrency, tc.perMailbox, tc.own
+			h.run(senderMap{"MBXA": a, "MBXB": b}, cfg)
+			for i := range 8 {
+				h.waitState(fmt.Sprintf("a%d", i), tracking.StateSent)
+				h.waitState(fmt.Sprintf("b%d", i), tracking.StateSent)
+			}
+			for name, c := range map[string]struct {
+				f    *fakeSender
+				want [2]int
+			}{"MBXA": {a, tc.wantA}, "MBXB": {b, tc.wantB}} {
+				c.f.mu.Lock()
+				if c.f.maxIn < c.want[0] || c.f.maxIn > c.want[1] || len(c.f.sends) != 8 {
+					t.Errorf("%s: max concurrent %d (want %d..%d), sends %d", name, c.f.maxIn, c.want[0], c.want[1], len(c.f.sends))
+				}
+				c.f.mu.Unlock()
+			}
+		})
 	}
 }
 

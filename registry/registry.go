@@ -129,22 +129,22 @@ func (r *Registry) Mailbox(id string) (*Mailbox, bool) {
 // else mesh.chunkSize) to it, by upper-case id; the others are absent and
 // use the gateway's MESH_CHUNK_SIZE.
 func (r *Registry) ChunkSizes() map[string]int64 {
-	out := make(map[string]int64)
-	for _, m := range r.Mailboxes {
-		if m.ChunkSize > 0 {
-			out[strings.ToUpper(m.ID)] = m.ChunkSize
-		}
-	}
-	return out
+	return perMailbox(r, func(m Mailbox) int64 { return m.ChunkSize })
 }
 
 // SendLimits maps each mailbox with its own maxConcurrentSends (MESH id,
 // upper case) to it; the rest use MESH_MAX_CONCURRENT_SENDS.
 func (r *Registry) SendLimits() map[string]int {
-	out := make(map[string]int)
+	return perMailbox(r, func(m Mailbox) int { return m.MaxConcurrentSends })
+}
+
+// perMailbox maps the upper-case id of every mailbox whose setting is set
+// (positive) to it.
+func perMailbox[T int | int64](r *Registry, setting func(Mailbox) T) map[string]T {
+	out := make(map[string]T)
 	for _, m := range r.Mailboxes {
-		if m.MaxConcurrentSends > 0 {
-			out[strings.ToUpper(m.ID)] = m.MaxConcurrentSends
+		if v := setting(m); v > 0 {
+			out[strings.ToUpper(m.ID)] = v
 		}
 	}
 	return out
