@@ -161,6 +161,11 @@ func (a *App) registerGauges() {
 			}
 			return out, nil
 		})
+	a.metrics.GaugeVecFunc("webhook_endpoints_disabled", "Client webhook endpoints getting no deliveries (410 Gone or sustained failure): see GET /webhooks/disabled on the admin port.", nil,
+		func(ctx context.Context) (map[string]float64, error) {
+			list, err := a.webhooks.DisabledEndpoints(ctx)
+			return map[string]float64{"": float64(len(list))}, err
+		})
 	if a.Collector != nil {
 		a.metrics.GaugeVecFunc("dead_letters", "Inbox messages kept for operators because they could not be correlated.", nil,
 			func(ctx context.Context) (map[string]float64, error) {
@@ -188,6 +193,35 @@ func streamIDTime(id string) (time.Time, bool) {
 
 // deadLetters serves the inbox messages the collector could not correlate,
 // newest first, on the admin port (operators only: they may hold patient data).
+// disabledWebhooks lists client webhook endpoints that get no deliveries.
+func (a *App) disabledWebhooks(w http.ResponseWriter, r *http.Request) {
+	list, err := a.webhooks.DisabledEndpoints(r.Context())
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "disabled webhook endpoints unavailable", "error", err)
+		http.Error(w, "disabled webhook endpoints unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"disabled": list})
+}
+
+// enableWebhook lifts the disablement of a client's endpoint; what it missed
+// is sent again with POST /v1/messages/{id}/deliveries/replay.
+func (a *App) enableWebhook(w http.ResponseWriter, r *http.Request) {
+	client := r.PathValue("clientId")
+	if _, ok := a.reg.Client(client); !ok {
+		http.Error(w, "unknown client", http.StatusNotFound)
+		return
+	}
+	if err := a.webhooks.EnableEndpoint(r.Context(), client); err != nil {
+		a.log.ErrorContext(r.Context(), "enable webhook endpoint", "client_id", client, "error", err)
+		http.Error(w, "could not enable the endpoint", http.StatusServiceUnavailable)
+		return
+	}
+	a.log.InfoContext(r.Context(), "webhook endpoint enabled by an operator", "client_id", client)
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (a *App) deadLetters(w http.ResponseWriter, r *http.Request) {
 	limit := 100
 	if v := r.URL.Query().Get("limit"); v != "" {

@@ -327,6 +327,8 @@ func (a *App) Run(ctx context.Context) error {
 	adminMux.Handle("/metrics", a.metrics.Handler())
 	adminMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	adminMux.HandleFunc("GET /deadletters", a.deadLetters)
+	adminMux.HandleFunc("GET /webhooks/disabled", a.disabledWebhooks)
+	adminMux.HandleFunc("POST /webhooks/{clientId}/enable", a.enableWebhook)
 	admin := &http.Server{Handler: adminMux, ReadHeaderTimeout: 10 * time.Second}
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))

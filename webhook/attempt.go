@@ -312,7 +312,7 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *record, disabled string) 
 	}
 	res := result{url: redactURL(target), target: target, status: StatusPending}
 	if disabled != "" && disabled == urlHash(target) {
-		res.status, res.reason = StatusDisabled, "endpoint disabled: it answered 410 Gone"
+		res.status, res.reason = StatusDisabled, "endpoint disabled (it answered 410 Gone, or failed for the whole retry schedule)"
 		return res
 	}
 
@@ -436,12 +436,14 @@ type completion struct {
 	rec     *record // updated: status, tries, attempts, next
 	res     result
 	outcome string
+	gaveUp  bool // the schedule ran out: check for sustained failure
 }
 
 // decide applies the retry schedule to an attempt's result and updates the
 // record accordingly.
 func (d *Dispatcher) decide(rec *record, res result) completion {
 	now := d.cfg.Now()
+	gaveUp := false
 	rec.Status, rec.LastError, rec.UpdatedAt, rec.Next = res.status, res.reason, now, nil
 	if res.url != "" {
 		rec.URL = res.url
@@ -459,6 +461,7 @@ func (d *Dispatcher) decide(rec *record, res result) completion {
 		if rec.Tries >= len(d.cfg.Schedule) {
 			rec.Status = StatusFailed
 			rec.LastError = fmt.Sprintf("gave up after %d attempts: %s", rec.Tries, res.reason)
+			gaveUp = true
 			break
 		}
 		delay := jitter(d.cfg.Schedule[max(rec.Tries, 1)])
@@ -479,7 +482,7 @@ func (d *Dispatcher) decide(rec *record, res result) completion {
 	case StatusDisabled:
 		outcome = OutcomeDisabled
 	}
-	return completion{rec: rec, res: res, outcome: outcome}
+	return completion{rec: rec, res: res, outcome: outcome, gaveUp: gaveUp}
 }
 
 // completer writes completions in batches: one transaction for whatever
@@ -526,11 +529,14 @@ func (d *Dispatcher) write(ctx context.Context, batch []completion) {
 			pipe.ZRem(ctx, dueKey, member)
 		}
 		if c.res.disable {
-			raw, _ := json.Marshal(disabledEndpoint{URL: c.res.url, URLHash: urlHash(c.res.target), At: rec.UpdatedAt})
+			raw, _ := json.Marshal(disabledEndpoint{URL: c.res.url, URLHash: urlHash(c.res.target), At: rec.UpdatedAt, Reason: "410 Gone"})
 			pipe.HSet(ctx, disabledKey, rec.ClientID, raw)
 		}
 		if !c.res.throttleUntil.IsZero() {
 			pipe.HSet(ctx, throttleKey, rec.ClientID, c.res.throttleUntil.UnixMilli())
+		}
+		if rec.Status == StatusDelivered {
+			pipe.HSet(ctx, lastOKKey, rec.ClientID, rec.UpdatedAt.UnixMilli())
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -540,6 +546,45 @@ func (d *Dispatcher) write(ctx context.Context, batch []completion) {
 	}
 	for _, c := range batch {
 		d.report(c)
+		if c.gaveUp {
+			d.disableIfSustained(ctx, c)
+		}
+	}
+}
+
+// disableIfSustained disables a client's endpoint when a delivery was given
+// up and the endpoint has answered no attempt with 2xx since that delivery
+// was created: it has been failing for the whole retry schedule (Standard
+// Webhooks: "after sustained failure, disable the endpoint and notify").
+// New events then stop at once instead of each spending days in retries;
+// an operator re-enables it (admin port) and replays what was missed.
+func (d *Dispatcher) disableIfSustained(ctx context.Context, c completion) {
+	rec := c.rec
+	raw, err := d.rdb.HGet(ctx, lastOKKey, rec.ClientID).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		d.log.Error("webhook: read last success", "clientId", rec.ClientID, "error", err)
+		return
+	}
+	// The schedule that just ran out began with its first attempt (a replay
+	// starts a new one), else when the delivery was created.
+	since := rec.CreatedAt
+	if n := len(rec.Attempts); rec.Tries > 0 && rec.Tries <= n {
+		since = rec.Attempts[n-rec.Tries].At
+	}
+	if ok := parseThrottle(raw); !ok.IsZero() && !ok.Before(since) {
+		return // it succeeded meanwhile: this delivery alone failed
+	}
+	entry, _ := json.Marshal(disabledEndpoint{URL: c.res.url, URLHash: urlHash(c.res.target), At: rec.UpdatedAt,
+		Reason: "no successful delivery since " + since.UTC().Format(time.RFC3339) + " (" + rec.LastError + ")"})
+	// NX: a 410 (or an earlier disablement) already recorded stays as it is.
+	set, err := d.rdb.HSetNX(ctx, disabledKey, rec.ClientID, entry).Result()
+	if err != nil {
+		d.log.Error("webhook: disable endpoint", "clientId", rec.ClientID, "error", err)
+		return
+	}
+	if set {
+		d.log.Error("webhook: endpoint disabled after sustained failure: re-enable it on the admin port (POST /webhooks/{clientId}/enable) and replay",
+			"clientId", rec.ClientID, "url", c.res.url, "failingSince", since)
 	}
 }
 
@@ -570,6 +615,7 @@ type disabledEndpoint struct {
 	URL     string    `json:"url"`     // redacted, for people
 	URLHash string    `json:"urlHash"` // of the full URL, for matching
 	At      time.Time `json:"at"`
+	Reason  string    `json:"reason,omitempty"` // empty: it answered 410 Gone
 }
 
 // endpointState returns the hash of the client's endpoint URL disabled by a

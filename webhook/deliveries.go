@@ -1,10 +1,14 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -107,8 +111,35 @@ func (d *Dispatcher) Replay(ctx context.Context, clientID, messageID string) (in
 	return 0, fmt.Errorf("webhook.Replay: message %s kept changing, try again", messageID)
 }
 
-// EnableEndpoint lifts a 410 Gone disablement of a client's endpoint.
-// Deliveries already marked disabled can then be sent with Replay.
+// DisabledEndpoint is a client endpoint that gets no deliveries.
+type DisabledEndpoint struct {
+	ClientID string    `json:"clientId"`
+	URL      string    `json:"url"` // without query or credentials
+	At       time.Time `json:"at"`
+	Reason   string    `json:"reason"`
+}
+
+// DisabledEndpoints lists the disabled client endpoints.
+func (d *Dispatcher) DisabledEndpoints(ctx context.Context) ([]DisabledEndpoint, error) {
+	all, err := d.rdb.HGetAll(ctx, disabledKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("webhook.DisabledEndpoints: %w", err)
+	}
+	out := make([]DisabledEndpoint, 0, len(all))
+	for client, raw := range all {
+		var e disabledEndpoint
+		if json.Unmarshal([]byte(raw), &e) != nil {
+			continue
+		}
+		out = append(out, DisabledEndpoint{ClientID: client, URL: e.URL, At: e.At, Reason: cmp.Or(e.Reason, "410 Gone")})
+	}
+	slices.SortFunc(out, func(a, b DisabledEndpoint) int { return strings.Compare(a.ClientID, b.ClientID) })
+	return out, nil
+}
+
+// EnableEndpoint lifts the disablement of a client's endpoint (after a 410
+// Gone or sustained failure). Deliveries already marked disabled or failed
+// can then be sent with Replay.
 func (d *Dispatcher) EnableEndpoint(ctx context.Context, clientID string) error {
 	if err := d.rdb.HDel(ctx, disabledKey, clientID).Err(); err != nil {
 		return fmt.Errorf("webhook.EnableEndpoint: %w", err)

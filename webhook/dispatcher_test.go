@@ -772,3 +772,83 @@ func TestSecretRotationSignsWithBoth(t *testing.T) {
 		t.Fatal("SignAll without a secret signed")
 	}
 }
+
+// An endpoint that fails a delivery's whole schedule, with no 2xx to any
+// delivery meanwhile, is disabled (and listed) until an operator enables
+// it; one that succeeded for another delivery meanwhile is not.
+func TestSustainedFailureDisablesEndpoint(t *testing.T) {
+	ctx := context.Background()
+	t.Run("no success: disabled, then enabled", func(t *testing.T) {
+		e := newEnv(t)
+		failing := true
+		var mu sync.Mutex
+		rc := newReceiver(t, true, func(int, http.ResponseWriter, *http.Request) int {
+			mu.Lock()
+			defer mu.Unlock()
+			if failing {
+				return http.StatusInternalServerError
+			}
+			return http.StatusOK
+		})
+		e.subs.set("c", rc.srv.URL, true)
+		d := e.start(testConfig("r1"))
+		e.publish("c", "s1", 1, "sent")
+		if dels := settled(t, d, "s1", 1); dels[0].Status != StatusFailed {
+			t.Fatalf("s1: %s", dels[0].Status)
+		}
+		var list []DisabledEndpoint
+		waitFor(t, "the endpoint disabled", func() bool {
+			var err error
+			list, err = d.DisabledEndpoints(ctx)
+			return err == nil && len(list) == 1
+		})
+		if list[0].ClientID != "c" || !strings.Contains(list[0].Reason, "no successful delivery since") || strings.Contains(list[0].URL, "?") {
+			t.Fatalf("disabled endpoints %+v", list)
+		}
+		before := rc.count()
+		e.publish("c", "s2", 1, "sent")
+		if dels := settled(t, d, "s2", 1); dels[0].Status != StatusDisabled || rc.count() != before {
+			t.Fatalf("s2 to a disabled endpoint: %s after %d new requests", dels[0].Status, rc.count()-before)
+		}
+		mu.Lock()
+		failing = false
+		mu.Unlock()
+		if err := d.EnableEndpoint(ctx, "c"); err != nil {
+			t.Fatal(err)
+		}
+		if list, err := d.DisabledEndpoints(ctx); err != nil || len(list) != 0 {
+			t.Fatalf("after EnableEndpoint: %+v, %v", list, err)
+		}
+		e.publish("c", "s3", 1, "sent")
+		if dels := settled(t, d, "s3", 1); dels[0].Status != StatusDelivered {
+			t.Fatalf("s3 after enabling: %s", dels[0].Status)
+		}
+	})
+	t.Run("another delivery succeeded meanwhile: not disabled", func(t *testing.T) {
+		e := newEnv(t)
+		rc := newReceiver(t, true, func(_ int, _ http.ResponseWriter, r *http.Request) int {
+			if r.Header.Get("webhook-id") == WebhookID("c", "f1:1") {
+				return http.StatusInternalServerError
+			}
+			return http.StatusOK
+		})
+		e.subs.set("c", rc.srv.URL, true)
+		cfg := testConfig("r1")
+		cfg.Schedule = []time.Duration{0, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond} // room for ok1 to succeed
+		d := e.start(cfg)
+		e.publish("c", "f1", 1, "sent")
+		waitFor(t, "f1's first attempt", func() bool {
+			dels := deliveriesOf(t, d, "f1")
+			return len(dels) == 1 && len(dels[0].Attempts) >= 1
+		})
+		e.publish("c", "ok1", 1, "sent")
+		if dels := settled(t, d, "f1", 1); dels[0].Status != StatusFailed {
+			t.Fatalf("f1: %s", dels[0].Status)
+		}
+		settled(t, d, "ok1", 1)
+		time.Sleep(50 * time.Millisecond) // a disablement would be written by now
+		if list, err := d.DisabledEndpoints(ctx); err != nil || len(list) != 0 {
+			t.Fatalf("disabled although another delivery succeeded: %+v, %v", list, err)
+		}
+	})
+}

@@ -33,6 +33,10 @@ const (
 	// attempts: set when it answers 429/502/503/504, so one overloaded
 	// receiver is not sent the rest of its queue meanwhile.
 	throttleKey = "{gw}:wh:throttle"
+	// lastOKKey maps client id -> unix ms of its endpoint's last 2xx: a
+	// delivery given up with no success since it was created means the
+	// endpoint has been failing for the whole schedule, and is disabled.
+	lastOKKey = "{gw}:wh:ok"
 	// messagePrefix + message id is a hash: delivery id -> JSON record, so a
 	// message's deliveries are one read and a new one is one HSETNX.
 	messagePrefix = "{gw}:wh:m:"

@@ -178,3 +178,58 @@ func TestCareSettingTypeWarning(t *testing.T) {
 		}
 	}
 }
+
+// Operators see disabled webhook endpoints on the admin port (and in
+// metrics) and enable them again there.
+func TestDisabledWebhookEndpointsOnAdminPort(t *testing.T) {
+	hooks := newHookReceiver(t, func(string, int) int { return http.StatusGone })
+	e := newEnv(t, envOptions{webhookURL: hooks.URL(), noPractice: true})
+	e.accepted(clientA, request(smith, "X26ABC1"))
+	admin := e.apps[0].AdminURL()
+	type listing struct {
+		Disabled []struct{ ClientID, URL, Reason string }
+	}
+	get := func() listing {
+		t.Helper()
+		resp, err := http.Get(admin + "/webhooks/disabled")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out listing
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /webhooks/disabled: %d %v", resp.StatusCode, err)
+		}
+		return out
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var got listing
+	for got = get(); len(got.Disabled) == 0 && time.Now().Before(deadline); got = get() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(got.Disabled) != 1 || got.Disabled[0].ClientID != clientA || got.Disabled[0].Reason != "410 Gone" {
+		t.Fatalf("disabled endpoints %+v", got)
+	}
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "meshgw_webhook_endpoints_disabled 1") {
+		t.Errorf("metrics lack meshgw_webhook_endpoints_disabled 1")
+	}
+	for client, want := range map[string]int{"nobody": http.StatusNotFound, clientA: http.StatusNoContent} {
+		resp, err := http.Post(admin+"/webhooks/"+client+"/enable", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("enable %s: %d, want %d", client, resp.StatusCode, want)
+		}
+	}
+	if got = get(); len(got.Disabled) != 0 {
+		t.Fatalf("still disabled after enabling: %+v", got)
+	}
+}
