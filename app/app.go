@@ -161,6 +161,11 @@ func (a *App) init(ctx context.Context, o Options) (err error) {
 		a.log.Warn("REDIS DURABILITY WARNING: acknowledged messages could be lost", "detail", warning)
 	}
 
+	for id, cs := range a.reg.ChunkSizes() {
+		if cfg.OutboxSendMemory < 2*cs {
+			return fmt.Errorf("OUTBOX_SEND_MEMORY (%d) must hold at least one large send from mailbox %s (2 × its chunkSize %d)", cfg.OutboxSendMemory, id, cs)
+		}
+	}
 	for i := range a.reg.Mailboxes {
 		mb := &a.reg.Mailboxes[i]
 		c, err := a.newMeshClient(mb, cfg)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -67,4 +69,40 @@ func listen(t *testing.T) net.Listener {
 	}
 	t.Cleanup(func() { _ = ln.Close() })
 	return ln
+}
+
+// A mailbox's own chunkSize must fit OUTBOX_SEND_MEMORY like the global one:
+// otherwise one large send from it would use far more than the budget.
+func TestSendMemoryMustHoldMailboxChunks(t *testing.T) {
+	for _, tc := range []struct {
+		name, memory string
+		wantErr      bool
+	}{
+		{"budget too small for the mailbox's chunks", "67108864", true},
+		{"budget large enough", "104857600", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := filepath.Join(t.TempDir(), "registry.yaml")
+			yaml := "audience: https://gw.test\nmesh: {url: \"https://msg.intspineservices.nhs.uk\", sharedKey: key}\n" +
+				"mailboxes:\n  - {id: X26ABC1, password: pw, odsCode: X26, chunkSize: 50000000}\nclients: []\n"
+			if err := os.WriteFile(reg, []byte(yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"REDIS_URL": "redis://" + miniredis.RunT(t).Addr(), "GATEWAY_CONFIG": reg,
+				"OUTBOX_SEND_MEMORY": tc.memory, "INBOX_POLL_INTERVAL": "5m"}
+			getenv := func(k string) string { return env[k] }
+			cfg, err := config.Load(getenv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := New(t.Context(), Options{Config: cfg, Getenv: getenv, Logger: slog.New(slog.DiscardHandler),
+				Listener: listen(t), AdminListener: listen(t)})
+			if err == nil {
+				a.close()
+			}
+			if gotErr := err != nil && strings.Contains(err.Error(), "OUTBOX_SEND_MEMORY"); gotErr != tc.wantErr {
+				t.Fatalf("New error = %v, want an OUTBOX_SEND_MEMORY error: %v", err, tc.wantErr)
+			}
+		})
+	}
 }

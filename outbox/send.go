@@ -67,9 +67,17 @@ func (w *Worker) process(ctx context.Context, id string, rec *tracking.Message, 
 			&tracking.MeshError{Code: CodeNoMailbox, Description: "no MESH client for the sending mailbox"}), time.Time{}
 	}
 	slot := w.mailboxSlot(rec.Mailbox)
+	// Wait a little for the mailbox, then give the handler back: a backlog
+	// for one busy (or tightly limited) mailbox must not hold every handler
+	// while other mailboxes' messages wait behind it.
+	wait := time.NewTimer(w.cfg.PollInterval)
 	select {
 	case slot <- struct{}{}:
+		wait.Stop()
+	case <-wait.C:
+		return false, w.cfg.Now() // due again at the next look (PollInterval)
 	case <-ctx.Done():
+		wait.Stop()
 		return false, time.Time{}
 	}
 	defer func() { <-slot }()

@@ -463,14 +463,16 @@ func (w *Worker) finish(ctx context.Context, entryID, id, token string, done boo
 	}
 }
 
-// mailboxSlot bounds concurrent sends per MESH mailbox.
+// mailboxSlot bounds concurrent sends per MESH mailbox (ids in any case
+// are one mailbox: clients may write them either way).
 func (w *Worker) mailboxSlot(mailbox string) chan struct{} {
+	mailbox = strings.ToUpper(mailbox)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	ch, ok := w.mailboxes[mailbox]
 	if !ok {
 		limit := w.cfg.PerMailbox
-		if n := w.cfg.MailboxPerMailbox[strings.ToUpper(mailbox)]; n > 0 {
+		if n := w.cfg.MailboxPerMailbox[mailbox]; n > 0 {
 			limit = n
 		}
 		ch = make(chan struct{}, limit)
@@ -500,9 +502,10 @@ func (w *Worker) reserveMemory(ctx context.Context, rec *tracking.Message) (rele
 }
 
 // chunkSize is the chunk size rec is (or will be) sent with: the one
-// recorded at its first send, else the configured one.
+// recorded when MESH took its chunk 1, else the configured one (a send from
+// chunk 1 records the configured size afresh).
 func (w *Worker) chunkSize(rec *tracking.Message) int64 {
-	if rec.ChunkSize > 0 {
+	if rec.ChunkSize > 0 && rec.MeshMessageID != "" {
 		return rec.ChunkSize
 	}
 	return w.configuredChunkSize(rec.Mailbox)

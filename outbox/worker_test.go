@@ -1037,3 +1037,68 @@ func TestStopDrainsSendsInFlight(t *testing.T) {
 		t.Fatalf("after stop: state %s, MESH id %q; want the send finished and recorded", rec.State, rec.MeshMessageID)
 	}
 }
+
+// A mailbox id written in another case is the same mailbox: one limit.
+func TestMailboxLimitIgnoresCase(t *testing.T) {
+	h := newHarness(t)
+	a := &fakeSender{hold: 30 * time.Millisecond}
+	for i := range 4 {
+		h.accept(fmt.Sprintf("u%d", i), "MBXA", payloadText)
+		h.accept(fmt.Sprintf("l%d", i), "mbxa", payloadText)
+	}
+	cfg := h.config("a")
+	cfg.Concurrency, cfg.MailboxPerMailbox = 8, map[string]int{"MBXA": 1}
+	h.run(senderMap{"MBXA": a, "mbxa": a}, cfg)
+	for i := range 4 {
+		h.waitState(fmt.Sprintf("u%d", i), tracking.StateSent)
+		h.waitState(fmt.Sprintf("l%d", i), tracking.StateSent)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.maxIn != 1 {
+		t.Fatalf("%d concurrent sends for MBXA/mbxa, limit 1", a.maxIn)
+	}
+}
+
+// A backlog for one tightly limited mailbox does not hold every handler:
+// another mailbox's message goes out without waiting for the backlog.
+func TestBusyMailboxDoesNotBlockOthers(t *testing.T) {
+	h := newHarness(t)
+	a := &fakeSender{hold: 100 * time.Millisecond}
+	b := &fakeSender{}
+	for i := range 8 {
+		h.accept(fmt.Sprintf("a%d", i), "MBXA", payloadText)
+	}
+	h.accept("b0", "MBXB", payloadText)
+	cfg := h.config("a")
+	cfg.Concurrency, cfg.MailboxPerMailbox = 4, map[string]int{"MBXA": 1}
+	h.run(senderMap{"MBXA": a, "MBXB": b}, cfg)
+	h.waitState("b0", tracking.StateSent)
+	started, _, _ := a.counts()
+	if started > 3 {
+		t.Fatalf("MBXB's message waited for %d of MBXA's 8 sends (one at a time, 100 ms each)", started)
+	}
+	for i := range 8 {
+		h.waitState(fmt.Sprintf("a%d", i), tracking.StateSent)
+	}
+}
+
+// A send from chunk 1 reserves memory for the chunk size it will use now;
+// a resume, for the one MESH already has.
+func TestChunkSizeForReservation(t *testing.T) {
+	w := &Worker{cfg: Config{ChunkSize: 8, MailboxChunkSize: map[string]int64{"MBX1": 16}}}
+	for _, tc := range []struct {
+		name string
+		rec  tracking.Message
+		want int64
+	}{
+		{"new message", tracking.Message{Mailbox: "mbx1"}, 16},
+		{"chunk 1 again, recorded size from an earlier attempt", tracking.Message{Mailbox: "MBX1", ChunkSize: 8}, 16},
+		{"resume", tracking.Message{Mailbox: "MBX1", ChunkSize: 8, MeshMessageID: "M-1"}, 8},
+		{"other mailbox", tracking.Message{Mailbox: "MBX2"}, 8},
+	} {
+		if got := w.chunkSize(&tc.rec); got != tc.want {
+			t.Errorf("%s: chunk size %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
