@@ -162,6 +162,12 @@ func (d *Dispatcher) ingest(ctx context.Context, msgs []redis.XMessage) ([]job, 
 		pipe.ZAddNX(ctx, dueKey, queue...)
 		disabledCmd = pipe.HMGet(ctx, disabledKey, clients...)
 		throttleCmd = pipe.HMGet(ctx, throttleKey, clients...)
+		for _, c := range clients {
+			// "Watched since": a client's first delivery sets the point from
+			// which sustained failure is judged (just before now, so an
+			// attempt in the same millisecond is after it).
+			pipe.HSetNX(ctx, lastOKKey, c, now.UnixMilli()-1)
+		}
 	}
 	pipe.XAck(ctx, StreamKey, GroupName, acks...)
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -533,7 +539,7 @@ func (d *Dispatcher) write(ctx context.Context, batch []completion) {
 			pipe.HSet(ctx, disabledKey, rec.ClientID, raw)
 		}
 		if !c.res.throttleUntil.IsZero() {
-			pipe.HSet(ctx, throttleKey, rec.ClientID, c.res.throttleUntil.UnixMilli())
+			raiseThrottleScript.Eval(ctx, pipe, []string{throttleKey}, rec.ClientID, c.res.throttleUntil.UnixMilli())
 		}
 		if rec.Status == StatusDelivered {
 			pipe.HSet(ctx, lastOKKey, rec.ClientID, rec.UpdatedAt.UnixMilli())
@@ -560,10 +566,8 @@ func (d *Dispatcher) write(ctx context.Context, batch []completion) {
 // an operator re-enables it (admin port) and replays what was missed.
 func (d *Dispatcher) disableIfSustained(ctx context.Context, c completion) {
 	rec := c.rec
-	raw, err := d.rdb.HGet(ctx, lastOKKey, rec.ClientID).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		d.log.Error("webhook: read last success", "clientId", rec.ClientID, "error", err)
-		return
+	if c.res.target == "" {
+		return // not attempted (no subscription): nothing to disable
 	}
 	// The schedule that just ran out began with its first attempt (a replay
 	// starts a new one), else when the delivery was created.
@@ -571,18 +575,16 @@ func (d *Dispatcher) disableIfSustained(ctx context.Context, c completion) {
 	if n := len(rec.Attempts); rec.Tries > 0 && rec.Tries <= n {
 		since = rec.Attempts[n-rec.Tries].At
 	}
-	if ok := parseThrottle(raw); !ok.IsZero() && !ok.Before(since) {
-		return // it succeeded meanwhile: this delivery alone failed
-	}
-	entry, _ := json.Marshal(disabledEndpoint{URL: c.res.url, URLHash: urlHash(c.res.target), At: rec.UpdatedAt,
+	hash := urlHash(c.res.target)
+	entry, _ := json.Marshal(disabledEndpoint{URL: c.res.url, URLHash: hash, At: rec.UpdatedAt,
 		Reason: "no successful delivery since " + since.UTC().Format(time.RFC3339) + " (" + rec.LastError + ")"})
-	// NX: a 410 (or an earlier disablement) already recorded stays as it is.
-	set, err := d.rdb.HSetNX(ctx, disabledKey, rec.ClientID, entry).Result()
+	set, err := disableScript.Run(ctx, d.rdb, []string{lastOKKey, disabledKey}, rec.ClientID, since.UnixMilli(), hash, entry,
+		d.cfg.Now().UnixMilli()).Int()
 	if err != nil {
 		d.log.Error("webhook: disable endpoint", "clientId", rec.ClientID, "error", err)
 		return
 	}
-	if set {
+	if set == 1 {
 		d.log.Error("webhook: endpoint disabled after sustained failure: re-enable it on the admin port (POST /webhooks/{clientId}/enable) and replay",
 			"clientId", rec.ClientID, "url", c.res.url, "failingSince", since)
 	}

@@ -131,6 +131,11 @@ func (d *Dispatcher) DisabledEndpoints(ctx context.Context) ([]DisabledEndpoint,
 		if json.Unmarshal([]byte(raw), &e) != nil {
 			continue
 		}
+		// A disablement of a URL the client no longer uses (or of a client
+		// no longer registered) stops nothing: leave it out.
+		if url, _, _, ok := d.subs.Webhook(client); !ok || urlHash(url) != e.URLHash {
+			continue
+		}
 		out = append(out, DisabledEndpoint{ClientID: client, URL: e.URL, At: e.At, Reason: cmp.Or(e.Reason, "410 Gone")})
 	}
 	slices.SortFunc(out, func(a, b DisabledEndpoint) int { return strings.Compare(a.ClientID, b.ClientID) })

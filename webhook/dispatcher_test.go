@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -790,7 +791,7 @@ func TestSustainedFailureDisablesEndpoint(t *testing.T) {
 			}
 			return http.StatusOK
 		})
-		e.subs.set("c", rc.srv.URL, true)
+		e.subs.set("c", rc.srv.URL+"/hook?token=secret", true)
 		d := e.start(testConfig("r1"))
 		e.publish("c", "s1", 1, "sent")
 		if dels := settled(t, d, "s1", 1); dels[0].Status != StatusFailed {
@@ -850,5 +851,45 @@ func TestSustainedFailureDisablesEndpoint(t *testing.T) {
 		if list, err := d.DisabledEndpoints(ctx); err != nil || len(list) != 0 {
 			t.Fatalf("disabled although another delivery succeeded: %+v, %v", list, err)
 		}
+	})
+}
+
+// A throttle only ever gets longer: a 503 without Retry-After answered after
+// a 429 asking for an hour must not cut the hour short.
+func TestThrottleOnlyRises(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, ms := range []int64{5000, 1000, 7000, 3000} {
+		if err := raiseThrottleScript.Eval(ctx, e.rdb, []string{throttleKey}, "c", ms).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatal(err)
+		}
+	}
+	if got, err := e.rdb.HGet(ctx, throttleKey, "c").Int64(); err != nil || got != 7000 {
+		t.Fatalf("throttle end %d, %v; want the latest end, 7000", got, err)
+	}
+}
+
+// A disablement of a client's earlier URL neither shows as disabled nor
+// stops the new URL from being disabled when it fails all along.
+func TestDisablementOfOldURLIsStale(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rc := newReceiver(t, true, func(int, http.ResponseWriter, *http.Request) int { return http.StatusInternalServerError })
+	old, _ := json.Marshal(disabledEndpoint{URL: "https://old.example/hook", URLHash: urlHash("https://old.example/hook"), At: time.Now(), Reason: "410 Gone"})
+	if err := e.rdb.HSet(ctx, disabledKey, "c", old).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.subs.set("c", rc.srv.URL, true)
+	d := e.start(testConfig("r1"))
+	if list, err := d.DisabledEndpoints(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("a disablement of the old URL listed: %+v, %v", list, err)
+	}
+	e.publish("c", "n1", 1, "sent")
+	if dels := settled(t, d, "n1", 1); dels[0].Status != StatusFailed {
+		t.Fatalf("n1: %s", dels[0].Status)
+	}
+	waitFor(t, "the new URL disabled", func() bool {
+		list, err := d.DisabledEndpoints(ctx)
+		return err == nil && len(list) == 1 && strings.Contains(list[0].Reason, "no successful delivery")
 	})
 }

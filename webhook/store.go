@@ -33,9 +33,10 @@ const (
 	// attempts: set when it answers 429/502/503/504, so one overloaded
 	// receiver is not sent the rest of its queue meanwhile.
 	throttleKey = "{gw}:wh:throttle"
-	// lastOKKey maps client id -> unix ms of its endpoint's last 2xx: a
-	// delivery given up with no success since it was created means the
-	// endpoint has been failing for the whole schedule, and is disabled.
+	// lastOKKey maps client id -> unix ms of its endpoint's last 2xx (or,
+	// before any, of its first delivery): a delivery given up with no
+	// success since its schedule began means the endpoint has been failing
+	// all along, and is disabled.
 	lastOKKey = "{gw}:wh:ok"
 	// messagePrefix + message id is a hash: delivery id -> JSON record, so a
 	// message's deliveries are one read and a new one is one HSETNX.
@@ -117,6 +118,35 @@ var claimScript = redis.NewScript(`
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
 return ids
+`)
+
+// raiseThrottleScript sets a client's throttle end only if it is later than
+// the one stored: a short pause (503, no Retry-After) answered after a long
+// one (429, Retry-After: 3600) must not cut the long one short.
+// KEYS[1] throttleKey; ARGV[1] client id, ARGV[2] unix ms.
+var raiseThrottleScript = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1 end
+return 0
+`)
+
+// disableScript disables a client's endpoint after sustained failure, in
+// one step so a success or an operator's enable cannot slip in between:
+// not if the endpoint answered 2xx since ARGV[2] (unix ms), not if this URL
+// is already disabled; a disablement of the client's earlier URL is
+// replaced. With no success on record yet (first run after an upgrade) it
+// records "now" instead, so a healthy endpoint is not disabled on history it
+// has no record of. KEYS[1] lastOKKey, KEYS[2] disabledKey; ARGV[1] client
+// id, ARGV[2] since, ARGV[3] URL hash, ARGV[4] entry JSON, ARGV[5] now.
+// Returns 1 when it disabled the endpoint.
+var disableScript = redis.NewScript(`
+local ok = redis.call('HGET', KEYS[1], ARGV[1])
+if not ok then redis.call('HSET', KEYS[1], ARGV[1], ARGV[5]) return 0 end
+if tonumber(ok) >= tonumber(ARGV[2]) then return 0 end
+local cur = redis.call('HGET', KEYS[2], ARGV[1])
+if cur and string.find(cur, ARGV[3], 1, true) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+return 1
 `)
 
 // releaseScript makes a leased delivery due now, if the lease ARGV[2] is
