@@ -191,18 +191,10 @@ func streamIDTime(id string) (time.Time, bool) {
 	return time.UnixMilli(v), true
 }
 
-// deadLetters serves the inbox messages the collector could not correlate,
-// newest first, on the admin port (operators only: they may hold patient data).
 // disabledWebhooks lists client webhook endpoints that get no deliveries.
 func (a *App) disabledWebhooks(w http.ResponseWriter, r *http.Request) {
 	list, err := a.webhooks.DisabledEndpoints(r.Context())
-	if err != nil {
-		a.log.ErrorContext(r.Context(), "disabled webhook endpoints unavailable", "error", err)
-		http.Error(w, "disabled webhook endpoints unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"disabled": list})
+	a.writeAdminList(w, r, "disabled", list, err)
 }
 
 // enableWebhook lifts the disablement of a client's endpoint; what it missed
@@ -218,6 +210,8 @@ func (a *App) enableWebhook(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// deadLetters serves the inbox messages the collector could not correlate,
+// newest first, on the admin port (operators only: they may hold patient data).
 func (a *App) deadLetters(w http.ResponseWriter, r *http.Request) {
 	limit := 100
 	if v := r.URL.Query().Get("limit"); v != "" {
@@ -226,11 +220,17 @@ func (a *App) deadLetters(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	list, err := a.Collector.DeadLetters().List(r.Context(), limit)
+	a.writeAdminList(w, r, "deadLetters", list, err)
+}
+
+// writeAdminList answers an admin listing as {"<name>": list}, or 503 when
+// it could not be read.
+func (a *App) writeAdminList(w http.ResponseWriter, r *http.Request, name string, list any, err error) {
 	if err != nil {
-		a.log.ErrorContext(r.Context(), "dead letters unavailable", "error", err)
-		http.Error(w, "dead letters unavailable", http.StatusServiceUnavailable)
+		a.log.ErrorContext(r.Context(), "admin listing unavailable", "list", name, "error", err)
+		http.Error(w, name+" unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"deadLetters": list})
+	_ = json.NewEncoder(w).Encode(map[string]any{name: list})
 }
