@@ -98,17 +98,8 @@ func TestRealRedisAcceptReplyLost(t *testing.T) {
 // was the compare-and-set script and it had already run, the retry must be
 // recognised as our own write, not applied again or reported as a conflict.
 func TestRealRedisCompareAndSetReplyLost(t *testing.T) {
-	addr := redistest.Start(t)
 	d := &replyDropper{}
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr},
-		Dialer: func(ctx context.Context, network, a string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, a)
-			if err != nil {
-				return nil, err
-			}
-			return &dropConn{Conn: c, d: d}, nil
-		}})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := dropperClient(t, d)
 	s := NewStore(rdb, StoreOptions{})
 	ctx := context.Background()
 	rec, _, err := s.Accept(ctx, newMsg("c1", "m1"), strings.NewReader("doc"))

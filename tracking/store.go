@@ -484,10 +484,7 @@ func (s *Store) Update(ctx context.Context, id string, mutate func(*Message) err
 // AddEvent appends ev to the history of message id without a state change
 // and publishes it.
 func (s *Store) AddEvent(ctx context.Context, id string, ev Event) error {
-	_, err := s.modify(ctx, id, nil, func(m *Message) ([]Event, error) {
-		ev.State = m.State
-		return []Event{ev}, nil
-	})
+	_, err := s.RecordEvent(ctx, id, ev, func(*Message) bool { return true })
 	return err
 }
 
