@@ -168,7 +168,8 @@ func (s *server) writeAccepted(c *gin.Context, m *tracking.Message, created bool
 func (s *server) newRecord(caller *Caller, mailbox string, md itk.MeshMetadata, idemKey string) *tracking.Message {
 	return &tracking.Message{
 		ID: s.NewID(), ClientID: caller.ClientID,
-		Mailbox: mailbox, To: md.To, WorkflowID: md.WorkflowID, Subject: md.Subject, LocalID: md.LocalID,
+		// MESH mailbox ids are upper case; clients may write them either way.
+		Mailbox: strings.ToUpper(strings.TrimSpace(mailbox)), To: md.To, WorkflowID: md.WorkflowID, Subject: md.Subject, LocalID: md.LocalID,
 		FileName: md.FileName, ContentType: md.ContentType, IdempotencyKey: idemKey,
 	}
 }

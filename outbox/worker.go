@@ -463,8 +463,9 @@ func (w *Worker) finish(ctx context.Context, entryID, id, token string, done boo
 	}
 }
 
-// mailboxSlot bounds concurrent sends per MESH mailbox (ids in any case
-// are one mailbox: clients may write them either way).
+// mailboxSlot bounds concurrent sends per MESH mailbox. The API records ids
+// in upper case; records from before it did may hold another case, and are
+// the same mailbox.
 func (w *Worker) mailboxSlot(mailbox string) chan struct{} {
 	mailbox = strings.ToUpper(mailbox)
 	w.mu.Lock()

@@ -233,3 +233,13 @@ func TestDisabledWebhookEndpointsOnAdminPort(t *testing.T) {
 		t.Fatalf("still disabled after enabling: %+v", got)
 	}
 }
+
+// A sender mailbox written in lower case is recorded as MESH's upper-case
+// id, so per-mailbox limits and lookups see one mailbox.
+func TestSenderMailboxRecordedUpperCase(t *testing.T) {
+	e := newEnv(t, envOptions{noPractice: true})
+	id := e.accepted(clientA, request(smith, "x26abc1"))
+	if m := e.message(clientA, id); m.Mailbox != "X26ABC1" {
+		t.Fatalf("recorded mailbox %q, want X26ABC1", m.Mailbox)
+	}
+}
