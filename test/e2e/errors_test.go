@@ -29,6 +29,9 @@ func TestBadInputs(t *testing.T) {
 	badNHS := request(smith, "X26ABC1")
 	badNHS["patient"].(map[string]any)["nhsNumber"] = "9000000008" // fails Modulus 11
 	badNHSBody, _ := json.Marshal(badNHS)
+	noSenderName := request(smith, "X26ABC1")
+	delete(noSenderName["sender"].(map[string]any), "name")
+	noSenderNameBody, _ := json.Marshal(noSenderName)
 	noDocs := request(smith, "X26ABC1")
 	noDocs["documents"] = []any{}
 	noDocsBody, _ := json.Marshal(noDocs)
@@ -90,6 +93,7 @@ func TestBadInputs(t *testing.T) {
 		{"too large", "POST", "/v1/documents", "application/json", big, "", nil, 413, false, "limit"},
 		{"invalid NHS number", "POST", "/v1/documents", "application/json", badNHSBody, "", nil, 422, false, "patient.nhsNumber"},
 		{"no documents", "POST", "/v1/documents", "application/json", noDocsBody, "", nil, 422, false, "documents"},
+		{"sending organisation without a name", "POST", "/v1/documents", "application/json", noSenderNameBody, "", nil, 422, false, "sender.name"},
 		{"other client's mailbox", "POST", "/v1/documents", "application/json", otherMailbox, "", nil, 403, false, "X26ABC2"},
 		{"ODS code not registered", "POST", "/v1/documents", "application/json", otherODSBody, "", nil, 403, false, "Y99"},
 		{"bad idempotency key", "POST", "/v1/documents", "application/json", valid, "", map[string]string{"Idempotency-Key": "has space"}, 400, false, "Idempotency-Key"},
