@@ -559,6 +559,13 @@ func TestObserverOutcomes(t *testing.T) {
 	d := e.start(cfg)
 	e.publish("c", "m15", 1, "ack_overdue")
 	settled(t, d, "m15", 1)
+	// The observer hears of an outcome once it is written: just after the
+	// record shows it.
+	waitFor(t, "the delivered outcome reported", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.n[OutcomeDelivered] > 0
+	})
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	if obs.n[OutcomeRetry] != 1 || obs.n[OutcomeDelivered] != 1 || len(obs.n) != 2 {
